@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 from skimage import data as skdata
 
 from colorization.data import (build_cache, cache_key, colorization_dls, load_rgb, sample_folder, scan_images,
@@ -34,6 +34,8 @@ def corpus(tmp_path_factory):
     Image.fromarray(_photo()).save(d/'good.jpg', quality=90); expect['good.jpg'] = 'ok'
     Image.fromarray(_photo(name='coffee')).save(d/'nested'/'coffee.png'); expect['nested/coffee.png'] = 'ok'
     Image.fromarray(_photo(name='chelsea')).save(d/'café été 日本.jpg'); expect['café été 日本.jpg'] = 'ok'
+    latin1 = os.fsdecode(b'caf\xe9 latin-1.jpg')  # a name that is not valid UTF-8
+    Image.fromarray(_photo(name='coffee', h=120)[20:]).save(d/latin1); expect[latin1] = 'ok'
 
     full = (d/'good.jpg').read_bytes()
     (d/'truncated.jpg').write_bytes(full[:len(full) // 2]); expect['truncated.jpg'] = 'unreadable'
@@ -111,6 +113,7 @@ def test_scan_classifies_every_file(corpus, tmp_path):
     assert (t.loc['exif.jpg', 'width'], t.loc['exif.jpg', 'height']) == (80, 120)
     assert 'orientation 6' in t.loc['exif.jpg', 'note']
     assert 'below 64' in t.loc['one.png', 'reason'] and 'chroma' in t.loc['nested/bw.jpg', 'reason']
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # truncation is detected, never papered over globally
     c = report.counts()
     assert c['total'] == len(expect) and sum(v for k, v in c.items() if k != 'total') == c['total']
     assert sorted(str(p.relative_to(d)) for p in report.usable) == sorted(k for k, v in expect.items() if v == 'ok')
