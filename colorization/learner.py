@@ -24,7 +24,7 @@ from torch import nn
 import colorization
 from .color import denorm_rgb, gray_rgb, l_ab_to_rgb
 from .losses import get_loss
-from .metrics import color_metrics
+from .metrics import color_metrics, predicted_rgb
 from .models import MODELS, create_model
 
 # %% auto #0
@@ -71,7 +71,7 @@ def predict_batch(model:nn.Module, xb:tuple) -> tuple[torch.Tensor, torch.Tensor
     try: pred = model(*xb)
     finally: model.train(was_training)
     l = xb[0]
-    return l_ab_to_rgb(l, model.decode_ab(pred)), gray_rgb(l)
+    return predicted_rgb(model, l, pred), gray_rgb(l)  # coarse chroma (a 'bins' head) is upsampled onto l
 
 def truth_rgb(l:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
     "The true RGB image of a batch: RGB targets denormalised, ab targets put on their L."
