@@ -311,7 +311,9 @@ def sweep(grid:dict|list|str|Path,      # see `expand_grid`
         if not r.action.startswith('run'):
             say(f'[{i}/{len(todo)}] {r.run_id}: {r.action}'); continue
         say(f'[{i}/{len(todo)}] {r.run_id}: running ...', end=' ')
-        st = run_experiment(r.params, runs_dir, template=template, force=True, kernel_name=kernel_name, log_output=log_output)
+        try: st = run_experiment(r.params, runs_dir, template=template, force=True, kernel_name=kernel_name, log_output=log_output)
+        except KeyboardInterrupt:
+            say(f'interrupted: {r.run_id} is left incomplete; the same sweep again resumes here'); raise
         todo.loc[r.Index, 'status'] = st['status']
         if st['status'] == 'complete': say(f"complete in {st['seconds']:.0f} s ({_summary(runs_dir / r.run_id)})")
         else: say(f"FAILED after {st['seconds']:.0f} s: {st.get('error', '')[:300]} (see {_show(runs_dir / r.run_id / ERROR_FILE)})")
@@ -598,4 +600,5 @@ def sweep_cli(argv:list[str]|None=None) -> int:
                      log_output=args.verbose, **overrides)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f'colorization-sweep: error: {e}', file=sys.stderr); return 2
+    except KeyboardInterrupt: return 130
     return 1 if (done.status == 'failed').any() and not args.dry_run else 0
