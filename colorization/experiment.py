@@ -536,28 +536,27 @@ def sample_figure(runs_dir:str|Path|None=None,  # folder of run records
     recs = collect_records(runs_dir)
     recs = recs[(recs.status == 'complete') & recs.checkpoint.astype(bool)]
     if recs.empty: raise FileNotFoundError(f'no complete run with its model.safetensors in {runs_dir}')
+    from colorization.color import gray_rgb
     from colorization.data import colorization_dls
     from colorization.learner import load_checkpoint, predict_batch, show_grid, truth_rgb
-    from colorization.models import MODELS
+    from colorization.models import MODELS, with_backbone
     recs = recs[recs.model.isin(list(MODELS))]
     if recs.empty: raise FileNotFoundError(f'no run in {runs_dir} is of a model this version knows ({", ".join(MODELS)})')
     keys = recs.apply(lambda r: json.dumps(_group_key(r), sort_keys=True), axis=1)
     recs = recs[keys == keys.value_counts().index[0]]
     k = json.loads(keys[recs.index[0]])
+    folder = _find_data(data or recs.iloc[0]['data'])
+    if folder is None: raise FileNotFoundError(f"the photos of the runs ({recs.iloc[0]['data']}) are not here: pass data=DIR")
+    dls = colorization_dls(folder, space='ab', size=k['size'], bs=n, seed=k['seed'], limit=k['limit'], valid_pct=k['valid_pct'],
+                           cache_dir=cache_dir, device='cpu', progress=False)
+    l, y = dls.valid.one_batch()
+    gray, truth = gray_rgb(l), truth_rgb(l, y)
     dup = recs.duplicated(['model', 'loss'], keep=False)
-    columns, titles, gray, truth = [], [], None, None
+    columns, titles = [], []
     for (_, r), d in zip(recs.iterrows(), dup):
-        spec = MODELS[r['model']]
-        folder = _find_data(data or r['data'])
-        if folder is None: raise FileNotFoundError(f"the photos of {r['run_id']} ({r['data']}) are not here: pass data=DIR")
-        dls = colorization_dls(folder, space=spec.space, size=k['size'], bs=n, backbone=spec.backbone,
-                               pretrained=bool(r['pretrained']) if spec.backbone else True, seed=k['seed'],
-                               limit=k['limit'], valid_pct=k['valid_pct'], cache_dir=cache_dir, device='cpu', progress=False)
-        *xb, y = dls.valid.one_batch()
         model, _ = load_checkpoint(runs_dir / r['run_id'] / 'model.safetensors')
-        pred, g = predict_batch(model, tuple(xb))
-        if gray is None: gray, truth = g, truth_rgb(xb[0], y)
-        columns.append(pred); titles.append(_short(r, d))
+        columns.append(predict_batch(with_backbone(model), (l,))[0])  # fusion models: their backbone on the gray input
+        titles.append(_short(r, d))
     rows = [(gray[i], *(c[i] for c in columns), truth[i]) for i in range(len(gray))]
     out = None if fname is None else (runs_dir / fname if len(Path(fname).parts) == 1 else Path(fname))
     return show_grid(rows, titles=('gray', *titles, 'truth'), figsize_per=1.8, fname=out)
