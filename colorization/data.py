@@ -660,6 +660,7 @@ def colorization_dls(
     bs:int=64, # batch size
     backbone:str|None=None, # fusion models: name of the frozen backbone whose embeddings join each batch
     pretrained:bool=True, # pretrained backbone weights (False: random init, for tests)
+    embed_size:int|None=None, # the backbone's input size for the embeddings (default: its own)
     valid_pct:float=0.2, # fraction of images for validation
     seed:int=42, # seed of the split and of `limit`'s subset
     num_workers:int=0, # DataLoader worker processes
@@ -691,7 +692,8 @@ def colorization_dls(
     emb = None
     if backbone is not None:
         from colorization.backbones import cached_embeddings
-        emb = cached_embeddings(images, key, backbone, pretrained, Path(cache_dir) if cache_dir else default_cache_dir(), progress=progress)
+        emb = cached_embeddings(images, key, backbone, pretrained, Path(cache_dir) if cache_dir else default_cache_dir(),
+                                input_size=embed_size, progress=progress)
     device = default_device() if device is None else device
     tfm = LabBatch(space)
     train = DataLoader(CropDataset(images, train_idx, size, True, emb), bs=bs, shuffle=True, drop_last=len(train_idx) > bs,
