@@ -57,7 +57,7 @@ def default_runs_dir() -> Path:
 
 # %% ../nbs/09_experiment.ipynb #e53e148c
 PARAMS = ('model', 'bs', 'epochs', 'lr', 'loss', 'data', 'size', 'seed', 'pretrained', 'limit')  # what a run is
-EXTRA_PARAMS = ('cache_dir',)  # passed to the template, not part of a run's identity
+EXTRA_PARAMS = ('cache_dir', 'embed_size')  # passed to the template; `embed_size` (a fusion backbone's input size) joins the run id when set
 
 def train_defaults() -> dict:
     "The defaults of `colorization.train.train` for every run parameter."
@@ -91,6 +91,7 @@ def run_id(params:dict) -> str:
     parts = [p['model'], p['loss'], f"e{p['epochs']}", f"lr{p['lr']:g}", f"bs{p['bs']}", f"s{p['size']}", f"seed{p['seed']}"]
     if p.get('pretrained') is False: parts.append('scratch')
     if p.get('limit') is not None: parts.append(f"n{p['limit']}")
+    if p.get('embed_size') is not None: parts.append(f"emb{p['embed_size']}")
     return '-'.join(str(x) for x in parts)
 
 # %% ../nbs/09_experiment.ipynb #418abdd5
