@@ -295,3 +295,26 @@ def create_model(name:str, # a key of `MODELS`
     model.name = name
     model.config = {k: v.tolist() if isinstance(v, Tensor) else v for k, v in config.items()}
     return model
+
+# %% ../nbs/03_models.ipynb #b292a96d
+def _labgan(**kwargs) -> nn.Module:
+    "The `labgan` generator, `colorization.gan.UnetGenerator` (imported here, when needed)."
+    from colorization.gan import UnetGenerator
+    return UnetGenerator(**kwargs)
+
+def _gan_learner(dls, model, **kwargs):
+    "`colorization.gan.gan_learner`: the learner with the critic."
+    from colorization.gan import gan_learner
+    return gan_learner(dls, model, **kwargs)
+
+def _fit_gan(learn, epochs:int, lr:float):
+    "`colorization.gan.fit_gan`: L1 pre-training, then the adversarial phase."
+    from colorization.gan import fit_gan
+    return fit_gan(learn, epochs, lr)
+
+register(ModelSpec('labclass', 'ab', 'bins', 'ce', ('ce',), None, 128, 3e-3,
+                   'the encoder-decoder scoring 261 ab bins: rebalanced cross-entropy, annealed-mean decoding (Zhang et al. 2016)',
+                   kwargs=dict(head='bins')))
+register(ModelSpec('labgan', 'ab', 'ab', 'gan', ('gan', 'lsgan'), None, 128, 1e-3,
+                   'U-Net generator (ResNet-18 body) pre-trained with L1, then against a PatchGAN critic on (L, ab) (pix2pix)',
+                   build=_labgan, learner=_gan_learner, fit=_fit_gan, bs=32))
