@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,8 +27,11 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .color import gray_rgb, l_ab_to_rgb, rgb_to_l
-from .learner import CheckpointError, load_checkpoint
-from .models import MODELS, with_backbone
+
+with warnings.catch_warnings():  # fastai 2.8 calls the deprecated `torch.jit.script` on import: noise to the command's users
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from colorization.learner import CheckpointError, load_checkpoint
+    from colorization.models import MODELS, with_backbone
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'OUTPUT_TAGS', 'Photo', 'gray_l', 'read_photo', 'compute_lightness', 'model_input_size', 'resize_l',
@@ -455,7 +459,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--input', action='append', default=[], metavar='PATH', help='an input (file, folder or glob); may be repeated')
     p.add_argument('--model_pt', default=None, metavar='CKPT', help='checkpoint (.safetensors); default: the model shipped with the package')
     p.add_argument('--model', default=None, help='the model the checkpoint must hold (e.g. labnet); checked, not guessed')
-    p.add_argument('--image_type', default='auto', choices=('auto', 'gray', 'rgb'), help="input type; 'gray' ignores any colour (default: auto)")
+    p.add_argument('--image_type', default='auto', choices=('auto', 'gray', 'rgb'),
+                   help="'auto' or 'rgb': a colour input is turned gray, its colour kept for --compare; 'gray': its colour is ignored")
     p.add_argument('--out', default=None, metavar='DIR', help='output folder (default: beside each input)')
     p.add_argument('--compare', action='store_true', help='also write photo_compare.png: gray | colorized | original (when the input had colour)')
     p.add_argument('--overwrite', action='store_true', help='replace existing outputs (inputs are never replaced)')
@@ -515,7 +520,9 @@ def main(argv:Sequence[str]|None=None) -> int:
     if args.bs < 1 or (args.size is not None and args.size < 8):
         print('colorize: error: --bs must be >= 1 and --size >= 8', file=sys.stderr); return 2
     start = time.perf_counter()
-    try: model = load_model(args.model_pt, name=args.model, device=args.device)
+    try:
+        if torch.device(args.device).type == 'cuda' and not torch.cuda.is_available(): raise ValueError('--device cuda: no CUDA device here')
+        model = load_model(args.model_pt, name=args.model, device=args.device)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f'colorize: error: {e}', file=sys.stderr); return 2
     found, missing = find_inputs(inputs)
