@@ -163,3 +163,15 @@ def test_api_sizes_and_modes(ckpt):
         assert out.mode == 'RGB' and out.size == expected
     out = colorize(skdata.chelsea(), ckpt, fit='square', upsample='bilateral', size=64)
     assert out.size == (451, 300)
+
+
+def test_never_overwrites_an_input(ckpt, tmp_path, capsys):
+    "An output that would replace an input is refused even with --overwrite; other outputs are replaced."
+    Image.fromarray(skdata.coffee()[:64, :96]).save(tmp_path / 'a.png')
+    Image.fromarray(skdata.chelsea()[:64, :96]).save(tmp_path / 'a_color.png')  # a photo that happens to have an output's name
+    before = _sha(tmp_path / 'a_color.png')
+    code = main([str(tmp_path / 'a.png'), str(tmp_path / 'a_color.png'), '--model_pt', str(ckpt), '--overwrite', '-q'])
+    out, err = capsys.readouterr()
+    assert code == 0 and 'its output would replace an input' in err
+    assert out.strip().splitlines()[-1].startswith('1 colorized, 1 skipped, 0 failed')
+    assert _sha(tmp_path / 'a_color.png') == before and (tmp_path / 'a_color_color.png').exists()
