@@ -13,6 +13,7 @@ import tempfile
 import time
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -35,8 +36,9 @@ with warnings.catch_warnings():  # fastai 2.8 calls the deprecated `torch.jit.sc
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'OUTPUT_TAGS', 'Photo', 'gray_l', 'read_photo', 'compute_lightness', 'model_input_size', 'resize_l',
-           'upsample_ab', 'default_checkpoint', 'InferenceModel', 'load_model', 'colorize_photos', 'colorize',
-           'output_path', 'save_atomic', 'compare_figure', 'find_inputs', 'Job', 'plan_outputs', 'main']
+           'upsample_ab', 'default_checkpoint', 'InferenceModel', 'decoding_temperature', 'load_model',
+           'colorize_photos', 'colorize', 'output_path', 'save_atomic', 'compare_figure', 'find_inputs', 'Job',
+           'plan_outputs', 'main']
 
 # %% ../nbs/08_inference.ipynb #14cf3cea
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
@@ -234,10 +236,25 @@ class InferenceModel:
     def device(self) -> torch.device: return next(self.module.parameters()).device
 
     @torch.inference_mode()
-    def predict_ab(self, l:Tensor) -> Tensor:
-        "Normalised ab predicted for normalised L (on the CPU, float32)."
+    def predict_ab(self, l:Tensor, temperature:float|None=None) -> Tensor:
+        "Normalised ab predicted for normalised L (on the CPU, float32); `temperature`: see `decoding_temperature`."
         self.module.eval()
-        return self.module.decode_ab(self.module(l.to(self.device))).float().cpu()
+        with decoding_temperature(self.module, temperature):
+            return self.module.decode_ab(self.module(l.to(self.device))).float().cpu()
+
+@contextmanager
+def decoding_temperature(module:nn.Module, # a model with a 'bins' head (or a `Colorizer` of one)
+                         T:float|None=None, # annealed-mean temperature: 1 = mean, 0 = mode; None: the model's own (0.38)
+                        ):
+    "Decode a classification model's bin scores at temperature `T` inside the block (the model's own is restored after)."
+    if T is None: yield; return
+    if getattr(module, 'head', None) != 'bins':
+        raise ValueError(f"a temperature applies to models with a 'bins' head (e.g. labclass), not to one predicting {getattr(module, 'head', None)!r}")
+    if not T >= 0: raise ValueError(f'temperature must be >= 0, got {T}')
+    inner = getattr(module, 'model', module)  # a `Colorizer` holds the model
+    old, inner.temperature = inner.temperature, float(T)
+    try: yield
+    finally: inner.temperature = old
 
 # %% ../nbs/08_inference.ipynb #d269609a
 def _registry_name(module:nn.Module) -> str|None:
@@ -285,6 +302,7 @@ def colorize_photos(photos:Sequence[Photo], # photos from `read_photo`
                     upsample:str='bilinear', # 'bilinear' or 'bilateral' (see `upsample_ab`)
                     bs:int=16, # photos per batch
                     budget:int=2 ** 22, # full-resolution pixels upsampled and converted at once
+                    temperature:float|None=None, # 'bins' models: annealed-mean temperature (default: the model's, 0.38)
                    ) -> list[Image.Image]:
     "Colorize `photos` at full resolution, batching the photos that share a model-input size."
     size = size or model.size
@@ -296,7 +314,7 @@ def colorize_photos(photos:Sequence[Photo], # photos from `read_photo`
         for j in range(0, len(idx), bs):
             batch = idx[j:j + bs]
             l_small = torch.stack([resize_l(photos[i].l, msize) for i in batch])
-            ab = model.predict_ab(l_small)
+            ab = model.predict_ab(l_small, temperature)
             guide = ab.shape[-2:] == l_small.shape[-2:]
             same = defaultdict(list)  # photos of equal full size are upsampled and converted together
             for k, i in enumerate(batch): same[photos[i].size].append(k)
@@ -316,11 +334,12 @@ def colorize(image, # a file path, a PIL image, a numpy array (see `read_photo`)
              upsample:str='bilinear', # 'bilinear' or 'bilateral' (see `upsample_ab`)
              image_type:str='auto', # 'auto', 'gray' or 'rgb' (see `read_photo`)
              device:str='cpu', # where the model runs, when it is loaded here
+             temperature:float|None=None, # 'bins' models: annealed-mean temperature (default: the model's, 0.38)
             ) -> Image.Image:
     "Colorize one photo: a colour PIL image of the input's full size."
     model = load_model(model, device=device)
     photo = image if isinstance(image, Photo) else read_photo(image, image_type)
-    return colorize_photos([photo], model, size=size, fit=fit, upsample=upsample)[0]
+    return colorize_photos([photo], model, size=size, fit=fit, upsample=upsample, temperature=temperature)[0]
 
 # %% ../nbs/08_inference.ipynb #3d28f6c9
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm', '.pbm', '.pnm')
@@ -468,6 +487,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--fit', default='short', choices=('short', 'square'), help="'short': shorter side to --size, keeping the aspect ratio; 'square'")
     p.add_argument('--upsample', default='bilinear', choices=('bilinear', 'bilateral'), help='how the chroma is brought to full resolution')
     p.add_argument('--bs', type=int, default=16, help='photos per batch')
+    p.add_argument('--temperature', type=float, default=None,
+                   help="classification models (labclass): annealed-mean temperature, 1 = mean (dull) .. 0 = mode (vivid); default: 0.38")
     p.add_argument('--device', default='cpu', help="'cpu', 'cuda', ... (default: cpu)")
     p.add_argument('--quiet', '-q', action='store_true', help='no progress bar and no list of outputs (problems and the summary are still shown)')
     return p
@@ -523,6 +544,7 @@ def main(argv:Sequence[str]|None=None) -> int:
     try:
         if torch.device(args.device).type == 'cuda' and not torch.cuda.is_available(): raise ValueError('--device cuda: no CUDA device here')
         model = load_model(args.model_pt, name=args.model, device=args.device)
+        with decoding_temperature(model.module, args.temperature): pass  # check it applies before any work
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f'colorize: error: {e}', file=sys.stderr); return 2
     found, missing = find_inputs(inputs)
@@ -535,7 +557,8 @@ def main(argv:Sequence[str]|None=None) -> int:
         if (why := _skip_reason(job, sources, args.overwrite)) is None: todo.append(job)
         else: rep.skip(job.src, why); bar.update()
     for chunk in _read_chunks(todo, args.image_type, 4 * args.bs, rep):
-        try: colors = colorize_photos([p for _, p in chunk], model, size=args.size, fit=args.fit, upsample=args.upsample, bs=args.bs)
+        try: colors = colorize_photos([p for _, p in chunk], model, size=args.size, fit=args.fit, upsample=args.upsample, bs=args.bs,
+                                      temperature=args.temperature)
         except Exception as e:
             for job, _ in chunk: rep.fail(job.src, _error_text(e)); bar.update()
             continue

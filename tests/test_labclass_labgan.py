@@ -87,3 +87,20 @@ def test_sweep_table(photos, cache, tmp_path):
     assert {'labclass', 'labgan'} <= set(table.Model)
     loss_fn = table.set_index('Model')['Loss Fn']
     assert loss_fn['labclass'].lower() == 'ce' and 'gan' in loss_fn['labgan'].lower()
+
+
+def test_colorize_temperature(runs, photos, tmp_path):
+    "`--temperature` changes a classification model's colours; it is refused for a model without bins."
+    sizes = {}
+    for T in ('0', '1'):
+        out = tmp_path / f'T{T}'
+        r = subprocess.run([str(BIN / 'colorize'), str(photos / 'chelsea.jpg'), '--model_pt', str(runs / 'labclass' / 'model.safetensors'),
+                            '--temperature', T, '--out', str(out), '-q'], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        sizes[T] = Image.open(out / 'chelsea_color.png')
+    assert sizes['0'].size == Image.open(photos / 'chelsea.jpg').size
+    assert sizes['0'].tobytes() != sizes['1'].tobytes()
+    r = subprocess.run([str(BIN / 'colorize'), str(photos / 'chelsea.jpg'), '--model_pt', str(runs / 'labgan' / 'model.safetensors'),
+                        '--temperature', '0.5', '--out', str(tmp_path / 'gan'), '-q'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "'bins' head" in r.stderr
+    assert not (tmp_path / 'gan').exists()
