@@ -341,7 +341,7 @@ def collect_records(runs_dir:str|Path|None=None) -> pd.DataFrame:
         metrics = _read_json(d / 'metrics.json') or {}
         final = metrics.get('final') or {}
         row = {'run_id': d.name, 'status': run_status(d), **{k: params.get(k) for k in PARAMS}}
-        row['data'] = config.get('data') or params.get('data')
+        row['data'] = params.get('data') or config.get('data')  # the folder the sweep was given, else its recorded name
         row.update(valid_pct=config.get('valid_pct'), n_train=metrics.get('n_train'), n_valid=metrics.get('n_valid'),
                    **{k: final.get(k) for k in METRICS}, train_loss=final.get('train_loss'),
                    train_seconds=metrics.get('train_seconds'), images_per_second=metrics.get('images_per_second'),
