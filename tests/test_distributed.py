@@ -2,6 +2,7 @@
 the epoch, and the gradients are averaged (identical weights on both ranks after training on different data)."""
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -12,13 +13,20 @@ from colorization.data import sample_folder
 ENV = {**os.environ, 'PYTHONWARNINGS': 'ignore'}
 
 
+def _free_port() -> int:
+    "A free local TCP port for the process group's rendezvous (another launch may hold the default one)."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
     "Two processes, one epoch of labnet on scikit-image's sample photos at 32 px, batches of 2."
     d = tmp_path_factory.mktemp('dist')
     photos = sample_folder(d / 'photos', size=80)
     cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', '-m', 'colorization.distributed', '--model', 'labnet',
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', str(_free_port()),
+           '-m', 'colorization.distributed', '--model', 'labnet',
            '--data', str(photos), '--size', '32', '--bs', '2', '--epochs', '1', '--out', str(d / 'run'),
            '--cache-dir', str(d / 'cache')]
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
