@@ -310,7 +310,8 @@ def cached_embeddings(images:np.ndarray,         # uint8 RGB images (N, H, W, 3)
             emb = np.load(path)
             if emb.shape == (len(images), backbone_spec(name).dim) and emb.dtype == np.float32: return emb
         except (OSError, ValueError): pass  # unreadable: recompute
-    emb = embed_images(images, load_backbone(name, pretrained, input_size), bs=bs, progress=progress)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'  # once per image set: the GPU when there is one
+    emb = embed_images(images, load_backbone(name, pretrained, input_size).to(device), bs=bs, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'{path.name}.tmp-{os.getpid()}')
     with open(tmp, 'wb') as f: np.save(f, emb)
