@@ -26,7 +26,7 @@ from torch import nn
 from .data import cache_key, colorization_dls, default_cache_dir, sample_folder, scan_images
 
 # %% auto #0
-__all__ = ['SECTIONS', 'PeakMemory', 'TrainStep', 'train_setup', 'BF16Autocast', 'NaiveLabDataset', 'bench_photos', 'bench_dls',
+__all__ = ['SECTIONS', 'PeakMemory', 'TrainStep', 'train_setup', 'NaiveLabDataset', 'bench_photos', 'bench_dls',
            'model_only_step', 'end_to_end_step', 'learner_step', 'naive_step', 'interleaved', 'latency_photo',
            'bench_inference', 'synthetic_photos', 'bench_scan_cache', 'data_source', 'environment', 'bench_model',
            'run_bench', 'summary', 'parser', 'main']
@@ -150,16 +150,7 @@ def _models():
     return MODELS, create_model, get_loss
 
 # %% ../nbs/10_bench.ipynb #273e7217
-from fastai.callback.core import Callback
-
-class BF16Autocast(Callback):
-    "Forward pass and loss under bfloat16 autocast on the batch's device (CPU or GPU); the prediction goes back to float32."
-    order = 10
-    def before_batch(self):
-        self.ac = torch.autocast(self.y.device.type if isinstance(self.y, torch.Tensor) else 'cpu', dtype=torch.bfloat16)
-        self.ac.__enter__()
-    def after_pred(self): self.learn.pred = self.pred.float()
-    def after_loss(self): self.ac.__exit__(None, None, None)
+from .learner import BF16Autocast  # bfloat16 autocast on the CPU or GPU (defined with the learner)
 
 # %% ../nbs/10_bench.ipynb #9ca1048b
 class NaiveLabDataset(torch.utils.data.Dataset):
@@ -233,10 +224,7 @@ def learner_step(name:str, dls, channels_last:bool=False, bf16:bool=False) -> Ca
     MODELS, create_model, _ = _models()
     torch.manual_seed(0)
     learn = colorization_learner(dls, create_model(name), metrics=[], csv=False, save_best=False, path=tempfile.mkdtemp(),
-                                 cbs=[BF16Autocast()] if bf16 else [])
-    if channels_last:
-        from fastai.callback.channelslast import ChannelsLast
-        learn.add_cb(ChannelsLast())
+                                 bf16=bf16, channels_last=channels_last)
     learn.remove_cbs([c for c in learn.cbs if type(c).__name__ == 'ProgressCallback'])
     learn.create_opt(); learn.opt.set_hyper('lr', 1e-3)
     learn.n_epoch, learn.epoch, learn.dl, learn.n_iter = 1, 0, dls.train, len(dls.train)

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import fastai.callback.schedule  # adds fit_one_cycle and lr_find to Learner
+from fastai.callback.channelslast import ChannelsLast
+from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from fastai.callback.tracker import SaveModelCallback
 from fastai.learner import Learner
@@ -28,8 +30,9 @@ from .metrics import color_metrics, predicted_rgb
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'NORMALISATION', 'model_name', 'colorization_learner', 'predict_batch', 'truth_rgb', 'show_grid',
-           'show_results', 'CheckpointError', 'save_checkpoint', 'read_checkpoint_meta', 'load_checkpoint']
+__all__ = ['CHECKPOINT_FORMAT', 'NORMALISATION', 'model_name', 'BF16Autocast', 'colorization_learner', 'predict_batch',
+           'truth_rgb', 'show_grid', 'show_results', 'CheckpointError', 'save_checkpoint', 'read_checkpoint_meta',
+           'load_checkpoint']
 
 # %% ../nbs/06_learner.ipynb #0d8950a7
 def model_name(model: nn.Module) -> str:
@@ -37,6 +40,15 @@ def model_name(model: nn.Module) -> str:
     name = getattr(model, 'name', None)
     if name is None: raise ValueError('this model has no registry name: create it with `create_model`')
     return name
+
+class BF16Autocast(Callback):
+    "Forward pass and loss under bfloat16 autocast on the batch's device (CPU or GPU); the prediction goes back to float32."
+    order = 10
+    def before_batch(self):
+        self.ac = torch.autocast(self.y.device.type if isinstance(self.y, torch.Tensor) else 'cpu', dtype=torch.bfloat16)
+        self.ac.__enter__()
+    def after_pred(self): self.learn.pred = self.pred.float()
+    def after_loss(self): self.ac.__exit__(None, None, None)
 
 def colorization_learner(dls,                  # DataLoaders from `colorization_dls`
                          model:str|nn.Module,   # a registry name (see `MODELS`) or a model from `create_model`
@@ -46,6 +58,8 @@ def colorization_learner(dls,                  # DataLoaders from `colorization_
                          csv:bool=True,         # log every epoch to `path/history.csv`
                          save_best:bool=True,   # keep the weights with the lowest validation loss (`path/models/best.pth`)
                          cbs:list|None=None,    # more callbacks
+                         bf16:bool=False,       # bfloat16 autocast for the forward pass and the loss (CPU or GPU)
+                         channels_last:bool=False, # NHWC memory layout for the weights and the batches
                          **kwargs) -> Learner:  # passed to `create_model` when `model` is a name
     "A fastai `Learner` with Adam, colour metrics and the model's loss."
     if isinstance(model, str): model = create_model(model, **kwargs)
@@ -57,6 +71,8 @@ def colorization_learner(dls,                  # DataLoaders from `colorization_
     cbs = list(cbs or [])
     if csv: cbs.append(CSVLogger(fname='history.csv'))
     if save_best: cbs.append(SaveModelCallback(monitor='valid_loss', fname='best', with_opt=False))
+    if bf16: cbs.append(BF16Autocast())
+    if channels_last: cbs.append(ChannelsLast())
     learn = Learner(dls, model, loss_func=loss_func, opt_func=Adam,
                     metrics=color_metrics() if metrics is None else metrics, path=path, cbs=cbs)
     learn.loss_name = loss or spec.loss
