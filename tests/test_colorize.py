@@ -14,7 +14,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from colorization.inference import colorize, default_checkpoint, main
-from colorization.learner import save_checkpoint
+from colorization.learner import read_checkpoint_meta, save_checkpoint
 from colorization.models import create_model
 
 ENV = {**os.environ, 'PYTHONWARNINGS': 'ignore'}
@@ -98,7 +98,8 @@ def test_module_default_model_overwrite(photos, tmp_path, capsys):
     dest = tmp_path / 'gray_color.png'; dest.write_bytes(b'old')
     assert main([str(src), '-q']) == 0 and dest.read_bytes() == b'old'  # skipped, untouched
     assert '0 colorized, 1 skipped, 0 failed' in capsys.readouterr().out
-    r = run(example, '--input', src, '--out', tmp_path, '--overwrite', '--compare', '--model', 'labnet', module=True)
+    shipped = read_checkpoint_meta(default_checkpoint())['model']  # --model names the shipped model, as the original's argument
+    r = run(example, '--input', src, '--out', tmp_path, '--overwrite', '--compare', '--model', shipped, module=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1].startswith('2 colorized, 0 skipped, 0 failed in ')
     with Image.open(dest) as im: assert im.size == (512, 512)
