@@ -295,7 +295,7 @@ def cached_embeddings(images:np.ndarray,         # uint8 RGB images (N, H, W, 3)
                       key:str,                    # identifies this exact image set (e.g. the image cache's key)
                       name:str,                   # backbone name, a key of `BACKBONES`
                       pretrained:bool=True,       # pretrained weights (False: the seeded random backbone)
-                      cache_dir:str|Path|None=None, # where the .npy files go (default: $COLORIZATION_CACHE or ~/.cache/colorization)
+                      cache_dir:str|Path|None=None, # where the .npy files go (default: `colorization.data.default_cache_dir()`)
                       input_size:int|None=None,   # backbone input size (default: the backbone's own)
                       bs:int=64,                  # batch size when computing
                       progress:bool=True,         # progress bar when computing
@@ -303,7 +303,8 @@ def cached_embeddings(images:np.ndarray,         # uint8 RGB images (N, H, W, 3)
     "Embeddings of `images` by backbone `name`, computed once per (key, name, pretrained, input_size) and then loaded from disk."
     _check_images(images)
     if cache_dir is None:
-        cache_dir = Path(os.environ.get('COLORIZATION_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'colorization')
+        from colorization.data import default_cache_dir  # the one definition of the default cache folder
+        cache_dir = default_cache_dir()
     path = embedding_file(key, name, pretrained, cache_dir, input_size)
     if path.is_file():
         try:

@@ -606,13 +606,14 @@ class LabBatch:
 
 # %% ../nbs/02_data.ipynb #bc75d95f
 class ColorDataLoaders(DataLoaders):
-    "fastai `DataLoaders` of colorization batches, with the data's space, size, backbone, cache key and images."
+    "fastai `DataLoaders` of colorization batches, with the data's space, size, backbone, cache key and folder, and images."
     def __init__(self, *loaders, space:str, size:int, backbone:str|None, pretrained:bool, cache_key:str,
                  images:np.ndarray, train_idx:np.ndarray, valid_idx:np.ndarray, report:ScanReport|None=None,
-                 path='.', device=None):
+                 cache_dir:Path|None=None, path='.', device=None):
         super().__init__(*loaders, path=path, device=device)
         self.space, self.size, self.backbone, self.pretrained, self.cache_key = space, size, backbone, pretrained, cache_key
         self.images, self.train_idx, self.valid_idx, self.report = images, train_idx, valid_idx, report
+        self.cache_dir = cache_dir  # the folder of the data's caches (None: not known)
         self.n_inp = 1 if backbone is None else 2
 
     def _center(self, idxs, max_n, seed):
@@ -664,7 +665,7 @@ def colorization_dls(
     valid_pct:float=0.2, # fraction of images for validation
     seed:int=42, # seed of the split and of `limit`'s subset
     num_workers:int=0, # DataLoader worker processes
-    cache_dir:str|Path|None=None, # caches (default: $COLORIZATION_CACHE or ~/.cache/colorization)
+    cache_dir:str|Path|None=None, # caches (default: `default_cache_dir()`); kept as `dls.cache_dir`
     limit:int|None=None, # use a seeded random subset of this many usable images
     device=None, # where batches go (default: fastai's default device)
     progress:bool=True, # progress bars while scanning and caching
@@ -673,6 +674,7 @@ def colorization_dls(
     "fastai DataLoaders of `(l, target)` (or `(l, emb, target)` with a backbone) batches from a folder of photos."
     if space not in ('ab', 'rgb'): raise ValueError(f"space must be 'ab' or 'rgb', got {space!r}")
     if bs < 1 or size < 8: raise ValueError(f'bs must be >= 1 and size >= 8, got bs={bs}, size={size}')
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()  # one folder for every cache of these loaders
     report = scan_images(source, cache_dir=cache_dir, progress=progress)
     paths, groups = report.usable, report.groups()
     if len(paths) < max(2, min_images):
@@ -692,7 +694,7 @@ def colorization_dls(
     emb = None
     if backbone is not None:
         from colorization.backbones import cached_embeddings
-        emb = cached_embeddings(images, key, backbone, pretrained, Path(cache_dir) if cache_dir else default_cache_dir(),
+        emb = cached_embeddings(images, key, backbone, pretrained, cache_dir,
                                 input_size=embed_size, progress=progress)
     device = default_device() if device is None else device
     tfm = LabBatch(space)
@@ -702,4 +704,4 @@ def colorization_dls(
                        num_workers=num_workers, after_batch=tfm, device=device)
     return ColorDataLoaders(train, valid, space=space, size=size, backbone=backbone, pretrained=pretrained, cache_key=key,
                             images=images, train_idx=train_idx, valid_idx=valid_idx, report=report,
-                            device=device)
+                            cache_dir=cache_dir, device=device)

@@ -17,6 +17,7 @@ from fastai.losses import BaseLoss, MSELossFlat
 from torch import Tensor, nn
 
 from .color import denorm_ab, norm_ab, rgb2lab, rgb_to_l_ab
+from .data import default_cache_dir
 
 # %% auto #0
 __all__ = ['HUBER_DELTA', 'LOSSES', 'HuberLossFlat', 'ab_bins', 'SoftEncoder', 'soft_encode', 'annealed_mean', 'ab_histogram',
@@ -224,11 +225,6 @@ def rebalance_weights(x,                      # uint8 RGB images (N, H, W, 3) or
     return weights_from_distribution(smooth_distribution(ab_histogram(x, bins, chunk), bins, sigma), lam)
 
 # %% ../nbs/04_losses.ipynb #bd09b052
-def _default_cache_dir() -> Path:
-    "$COLORIZATION_CACHE, else $XDG_CACHE_HOME/colorization (~/.cache/colorization), as the data caches."
-    if os.environ.get('COLORIZATION_CACHE'): return Path(os.environ['COLORIZATION_CACHE']).expanduser()
-    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'colorization'
-
 def _weights_file(dls, folder:Path, bins:Tensor, lam:float, sigma:float) -> Path:
     "Cache file of the class weights: the data (cache key, crop size, training split) and the settings."
     h = hashlib.sha1(f'{dls.cache_key}|size={getattr(dls, "size", None)}|lam={float(lam)}|sigma={float(sigma)}|'.encode())
@@ -238,7 +234,7 @@ def _weights_file(dls, folder:Path, bins:Tensor, lam:float, sigma:float) -> Path
     return folder / 'class_weights' / f'{h.hexdigest()[:20]}.npy'
 
 def class_weights(dls,                       # DataLoaders from `colorization_dls` (with `.train_images()` and `.cache_key`)
-                  cache_dir:str|Path|None=None, # cache folder; default $COLORIZATION_CACHE or ~/.cache/colorization
+                  cache_dir:str|Path|None=None, # cache folder; default: the DataLoaders' (`dls.cache_dir`), else `default_cache_dir()`
                   bins:Tensor|None=None,     # bin centres (Q, 2), normalised; default `ab_bins()`
                   lam:float=0.5,             # weight of the uniform distribution mixed in
                   sigma:float=5.,            # smoothing, Lab units
@@ -248,7 +244,8 @@ def class_weights(dls,                       # DataLoaders from `colorization_dl
     if not (hasattr(dls, 'train_images') and hasattr(dls, 'cache_key')):
         raise TypeError('class_weights needs DataLoaders from `colorization_dls` (with `.train_images()` and `.cache_key`)')
     bins = ab_bins() if bins is None else torch.as_tensor(bins, dtype=torch.float32)
-    fname = _weights_file(dls, Path(cache_dir) if cache_dir else _default_cache_dir(), bins, lam, sigma)
+    folder = Path(cache_dir or getattr(dls, 'cache_dir', None) or default_cache_dir())
+    fname = _weights_file(dls, folder, bins, lam, sigma)
     if fname.exists():
         try:
             w = np.load(fname)
@@ -315,7 +312,7 @@ def get_loss(name:str,                 # 'mse', 'huber' or 'ce' (see `LOSSES`)
              rebalance:bool=True,       # 'ce': False = no class weights
              lam:float=0.5,             # 'ce': weight of the uniform distribution in the rebalancing
              sigma:float=5.,            # 'ce': soft-encoding and smoothing kernel width, Lab units
-             cache_dir:str|Path|None=None, # 'ce': where the class weights are cached
+             cache_dir:str|Path|None=None, # 'ce': where the class weights are cached (default: the DataLoaders' cache folder)
              ):
     "The loss `name` for `model` trained on `dls`: a fastai-compatible callable `loss(pred, target)`."
     key = str(name).lower()
