@@ -418,7 +418,7 @@ TABLE_COLUMNS = ['Model', 'Epochs', 'Learning rate', 'Batch Size', 'Loss Fn', 'V
                  'SSIM', 'ΔE2000', 'Colourfulness', 'Colourfulness (truth)', 'Pretrained backbone', 'Training time (s)',
                  'Images/s', 'Run']
 GRAY = 'gray (ab = 0)'
-_LOSS_NAMES = {'mse': 'MSE', 'huber': 'Huber', 'ce': 'CE'}
+_LOSS_NAMES = {'mse': 'MSE', 'huber': 'Huber', 'ce': 'CE', 'gan': 'L1 + GAN', 'lsgan': 'L1 + LSGAN'}  # as the table shows them
 
 def _pretrained(model:str, pretrained) -> str:
     from colorization.models import MODELS
