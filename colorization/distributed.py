@@ -127,13 +127,16 @@ def train_distributed(model:str='labnet', # a registered model name
                       pretrained:bool=True, # the backbone's pretrained weights (fusion models)
                       cache_dir:str|Path|None=None, # image and embedding caches
                      ) -> dict:
-    "Train `model` data-parallel on the processes of this launch (or on one); returns this process's record."
+    "Train `model` data-parallel on the processes of this launch (or on one); returns this process's record. Not for `labgan`."
     from colorization.data import colorization_dls
     from colorization.learner import colorization_learner, save_checkpoint
     from colorization.models import MODELS, create_model
     from colorization.train import data_folder
     if model not in MODELS: raise ValueError(f'unknown model {model!r}; choose from {", ".join(MODELS)}')
     spec = MODELS[model]
+    if spec.learner is not None or spec.fit is not None:  # checked first: nothing is read, started or written
+        raise ValueError(f'model {model!r} has its own training procedure (labgan: L1 pre-training, then a GAN critic, in a '
+                         f'two-phase fit), which is not distributed: train it on one process with grayscale2color --model {model}')
     folder, out = data_folder(data), Path(out)
     state = _init_process_group() if num_distrib() > 1 else None
     rank, world = rank_distrib(), max(num_distrib(), 1)

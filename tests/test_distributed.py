@@ -67,3 +67,13 @@ def test_loss_finite_and_checkpoint(run):
     from colorization.learner import load_checkpoint
     model, meta = load_checkpoint(out / 'model.safetensors', model='labnet')
     assert meta['config']['processes'] == 2
+
+
+def test_labgan_refused_before_anything_starts(tmp_path):
+    "labgan's two-phase GAN fit is not distributed: the command says so and exits 2, having read, started and written nothing."
+    out = tmp_path / 'run'
+    r = subprocess.run([sys.executable, '-m', 'colorization.distributed', '--model', 'labgan', '--data', str(tmp_path / 'nowhere'),
+                        '--out', str(out)], capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "model 'labgan'" in r.stderr and 'not distributed' in r.stderr and 'grayscale2color' in r.stderr
+    assert 'Traceback' not in r.stderr and not out.exists()
