@@ -26,7 +26,7 @@ from .learner import colorization_learner, save_checkpoint, show_results
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['data_folder', 'environment', 'plot_curves', 'train', 'parser', 'main']
+__all__ = ['data_folder', 'environment', 'plot_curves', 'gan_models', 'train', 'parser', 'main']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|None=None) -> Path:
@@ -70,6 +70,18 @@ def plot_curves(learn, fname=None):
     if fname is not None: fig.savefig(fname, dpi=80)
     return fig
 
+def gan_models() -> list[str]:
+    "The registered models trained as a GAN (an L1 pre-training, then an adversarial phase): those with a GAN loss."
+    from colorization.gan import GAN_LOSSES
+    return [n for n, s in MODELS.items() if s.loss in GAN_LOSSES]
+
+def _check_gan_pretrain(model:str, gan_pretrain:float):
+    "A clear error for a `gan_pretrain` given to a model without an L1 pre-training, or out of [0, 1]."
+    gans = gan_models()
+    if model not in gans:
+        raise ValueError(f'--gan-pretrain (gan_pretrain) is for GAN models ({", ".join(gans)}); model {model!r} has no L1 pre-training')
+    if not 0 <= gan_pretrain <= 1: raise ValueError(f'--gan-pretrain (gan_pretrain) must be a fraction in [0, 1], got {gan_pretrain}')
+
 def train(model:str='labnet',       # a registered model name (see `MODELS`)
           data:str|Path|None=None,   # folder of colour photos; default `$COLORIZATION_DATA`
           bs:int=32,                 # batch size
@@ -83,8 +95,9 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
           limit:int|None=None,       # use at most this many usable photos (seeded subset)
           valid_pct:float=0.2,       # validation share
           num_workers:int=0,         # DataLoader workers
-          cache_dir:str|Path|None=None, # image and embedding cache; default: the data module's
+          cache_dir:str|Path|None=None, # image, embedding and class-weight caches; default: `default_cache_dir()`
           embed_size:int|None=None,  # fusion models: the backbone's input size (default: the model's)
+          gan_pretrain:float|None=None, # GAN models (labgan): share of the epochs with the L1 loss alone (default: the model's, 0.5)
           show:bool=False,           # leave the figures open (in notebooks)
           ) -> tuple:
     "Train `model` and write its run record to `out`; returns `(learner, record)`."
@@ -92,6 +105,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     spec = MODELS[model]
     loss = loss or spec.loss
     if loss not in spec.losses: raise ValueError(f'model {model!r} trains with {" or ".join(spec.losses)}, not {loss!r}')
+    if gan_pretrain is not None: _check_gan_pretrain(model, gan_pretrain)
     lr = lr or spec.lr
     folder = data_folder(data)
     fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else {}
@@ -105,10 +119,13 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
                            valid_pct=valid_pct, seed=seed, num_workers=num_workers, cache_dir=cache_dir, limit=limit,
                            **({'embed_size': fusion_kw['embed_size']} if spec.backbone else {}))
     config.update(n_train=len(dls.train_ds), n_valid=len(dls.valid_ds))
-    (out / 'config.json').write_text(json.dumps({**config, 'environment': environment()}, indent=2))
     set_seed(seed, reproducible=True)
     make_learner = getattr(spec, 'learner', None) or colorization_learner
-    learn = make_learner(dls, create_model(model, **fusion_kw), loss=loss, path=out)
+    gan_kw = {} if gan_pretrain is None else {'pretrain': float(gan_pretrain)}
+    learn = make_learner(dls, create_model(model, **fusion_kw), loss=loss, path=out, **gan_kw)
+    gan = getattr(learn, 'cond_gan', None)  # a GAN model's callback, which splits the epochs between L1 and adversarial
+    config.update(gan_pretrain=None if gan is None else gan.pretrain)
+    (out / 'config.json').write_text(json.dumps({**config, 'environment': environment()}, indent=2))
     start = time.perf_counter()
     fit = getattr(spec, 'fit', None)
     if fit is None: learn.fit_one_cycle(epochs, lr)
@@ -128,6 +145,13 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     return learn, record
 
 # %% ../nbs/06a_train.ipynb #921ef85a
+def _fraction(s:str) -> float:
+    "argparse type: a number in [0, 1]."
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a number') from None
+    if not 0 <= v <= 1: raise argparse.ArgumentTypeError(f'{s} is not a fraction in [0, 1]')
+    return v
+
 def parser() -> argparse.ArgumentParser:
     "The `grayscale2color` argument parser."
     p = argparse.ArgumentParser(prog='grayscale2color', description='Train a colorization model on a folder of colour photos.')
@@ -144,8 +168,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--out', default=None, help='output folder (default: runs/<model>-<loss>)')
     p.add_argument('--limit', type=int, default=None, help='use at most this many photos (quick runs)')
     p.add_argument('--num-workers', type=int, default=0, help='DataLoader worker processes (default: 0)')
-    p.add_argument('--cache-dir', default=None, help='image and embedding cache folder')
+    p.add_argument('--cache-dir', default=None,
+                   help='cache folder of the images, embeddings and class weights (default: $COLORIZATION_CACHE or ~/.cache/colorization)')
     p.add_argument('--embed-size', type=int, default=None, help="fusion models: the backbone's input size (default: the model's)")
+    p.add_argument('--gan-pretrain', type=_fraction, default=None, metavar='FRAC',
+                   help='labgan only: the share of the epochs trained with the L1 loss alone before the adversarial phase, '
+                        'a fraction in [0, 1], rounded to whole epochs (at least one per phase) when there are several; '
+                        '0: adversarial from the start, 1: L1 only (default: 0.5); an error for the other models')
     return p
 
 def main(argv:list[str]|None=None) -> int:
@@ -155,7 +184,8 @@ def main(argv:list[str]|None=None) -> int:
     try:
         _, record = train(model=args.model, data=args.data, bs=args.bs, epochs=args.epochs, lr=args.lr, loss=args.loss,
                           size=args.size, seed=args.seed, pretrained=args.pretrained, out=out, limit=args.limit,
-                          num_workers=args.num_workers, cache_dir=args.cache_dir, embed_size=args.embed_size)
+                          num_workers=args.num_workers, cache_dir=args.cache_dir, embed_size=args.embed_size,
+                          gan_pretrain=args.gan_pretrain)
     except (FileNotFoundError, ValueError) as e:
         print(f'grayscale2color: error: {e}', file=sys.stderr)
         return 2

@@ -9,23 +9,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from colorization.data import sample_folder
 from colorization.experiment import GRAY, collect_records, results_table, run_experiment, run_status
 
 SWEEP = str(Path(sys.executable).parent / 'colorization-sweep')
 TINY = ['--epochs', '1', '--size', '32', '--bs', '4', '--limit', '16']
-
-
-@pytest.fixture(scope='module')
-def photos(tmp_path_factory):
-    return sample_folder(tmp_path_factory.mktemp('photos'))
-
-
-@pytest.fixture(scope='module')
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp('cache')
 
 
 def sweep_cmd(photos, cache, runs, *more):

@@ -3,7 +3,6 @@ train through `grayscale2color`, colorize through `colorize` at full resolution,
 Tiny: sample photos, 32 px."""
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from colorization.data import sample_folder
 from colorization.learner import load_checkpoint
 from colorization.models import MODELS
 
@@ -21,23 +19,13 @@ TINY = ['--size', '32', '--bs', '4']
 
 
 @pytest.fixture(scope='module')
-def photos(tmp_path_factory):
-    return sample_folder(tmp_path_factory.mktemp('photos'))
-
-
-@pytest.fixture(scope='module')
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp('cache')
-
-
-@pytest.fixture(scope='module')
 def runs(photos, cache, tmp_path_factory):
-    "Two-epoch runs of both models through the training command."
+    "Two-epoch runs of both models through the training command (labgan's L1 pre-training set explicitly: one epoch of two)."
     root = tmp_path_factory.mktemp('runs')
-    for model in ('labclass', 'labgan'):
+    for model, more in (('labclass', []), ('labgan', ['--gan-pretrain', '0.5'])):
         r = subprocess.run([str(BIN / 'grayscale2color'), '--model', model, '--data', str(photos), *TINY, '--epochs', '2',
-                            '--out', str(root / model), '--cache-dir', str(cache)], capture_output=True, text=True, timeout=600,
-                           env={**os.environ, 'COLORIZATION_CACHE': str(cache)})  # the class weights' cache too
+                            '--out', str(root / model), '--cache-dir', str(cache), *more], capture_output=True, text=True,
+                           timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
     return root
 
@@ -57,7 +45,9 @@ def test_records(runs, cache):
     gan = json.loads((runs / 'labgan' / 'metrics.json').read_text())['history']
     assert gan[0]['g_adv'] is None and math.isfinite(gan[1]['g_adv']) and math.isfinite(gan[1]['d_loss'])
     assert (runs / 'labgan' / 'models' / 'critic.safetensors').is_file()
-    assert len(list((cache / 'class_weights').glob('*.npy'))) == 1   # computed once for the run's training split
+    assert len(list((cache / 'class_weights').glob('*.npy'))) == 1   # once for the run's training split, in --cache-dir
+    configs = {m: json.loads((runs / m / 'config.json').read_text()) for m in ('labclass', 'labgan')}
+    assert (configs['labclass']['gan_pretrain'], configs['labgan']['gan_pretrain']) == (None, 0.5)
 
 
 def test_checkpoints_hold_the_colorization_model(runs):
