@@ -328,6 +328,11 @@ def sweep(grid:dict|list|str|Path,      # see `expand_grid`
 # %% ../nbs/09_experiment.ipynb #a864f338
 METRICS = ('valid_loss', 'psnr', 'ssim', 'delta_e2000', 'colorfulness_pred', 'colorfulness_true')
 
+def _hardware(env:dict) -> str|None:
+    "Where a run trained, from its recorded environment: the GPU's name, or the CPU's core count."
+    if env.get('gpu'): return str(env['gpu'])
+    return f"CPU, {env['cpu_count']} cores" if env.get('cpu_count') else None
+
 def collect_records(runs_dir:str|Path|None=None) -> pd.DataFrame:
     "One row per run folder in `runs_dir`: state, parameters, final metrics, training time."
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
@@ -346,10 +351,11 @@ def collect_records(runs_dir:str|Path|None=None) -> pd.DataFrame:
                    **{k: final.get(k) for k in METRICS}, train_loss=final.get('train_loss'),
                    train_seconds=metrics.get('train_seconds'), images_per_second=metrics.get('images_per_second'),
                    run_seconds=status.get('seconds'), finished=status.get('finished'),
-                   error=(_read_json(d / ERROR_FILE) or {}).get('error'), checkpoint=(d / 'model.safetensors').is_file())
+                   error=(_read_json(d / ERROR_FILE) or {}).get('error'), checkpoint=(d / 'model.safetensors').is_file(),
+                   hardware=_hardware(config.get('environment') or {}))
         rows.append(row)
     cols = ['run_id', 'status', *PARAMS, 'valid_pct', 'n_train', 'n_valid', *METRICS, 'train_loss', 'train_seconds',
-            'images_per_second', 'run_seconds', 'finished', 'error', 'checkpoint']
+            'images_per_second', 'run_seconds', 'finished', 'error', 'checkpoint', 'hardware']
     return _sort_runs(pd.DataFrame(rows, columns=cols))
 
 def _sort_runs(df:pd.DataFrame) -> pd.DataFrame:
@@ -416,7 +422,7 @@ def gray_baseline(data:str|Path|None,           # photo folder (default `$COLORI
 # %% ../nbs/09_experiment.ipynb #8c8c5b8e
 TABLE_COLUMNS = ['Model', 'Epochs', 'Learning rate', 'Batch Size', 'Loss Fn', 'Validation error', 'Size (px)', 'PSNR (dB)',
                  'SSIM', 'ΔE2000', 'Colourfulness', 'Colourfulness (truth)', 'Pretrained backbone', 'Training time (s)',
-                 'Images/s', 'Run']
+                 'Images/s', 'Trained on', 'Run']
 GRAY = 'gray (ab = 0)'
 _LOSS_NAMES = {'mse': 'MSE', 'huber': 'Huber', 'ce': 'CE', 'gan': 'L1 + GAN', 'lsgan': 'L1 + LSGAN'}  # as the table shows them
 
@@ -431,7 +437,8 @@ def _table_row(r) -> dict:
             'Loss Fn': _LOSS_NAMES.get(r['loss'], r['loss']), 'Validation error': r['valid_loss'], 'Size (px)': r['size'],
             'PSNR (dB)': r['psnr'], 'SSIM': r['ssim'], 'ΔE2000': r['delta_e2000'], 'Colourfulness': r['colorfulness_pred'],
             'Colourfulness (truth)': r['colorfulness_true'], 'Pretrained backbone': _pretrained(r['model'], r['pretrained']),
-            'Training time (s)': r['train_seconds'], 'Images/s': r['images_per_second'], 'Run': r['run_id']}
+            'Training time (s)': r['train_seconds'], 'Images/s': r['images_per_second'],
+            'Trained on': r.get('hardware'), 'Run': r['run_id']}
 
 def _gray_row(m:dict, size:int) -> dict:
     return {'Model': GRAY, 'Size (px)': size, 'PSNR (dB)': m['psnr'], 'SSIM': m['ssim'], 'ΔE2000': m['delta_e2000'],
