@@ -98,6 +98,8 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
           cache_dir:str|Path|None=None, # image, embedding and class-weight caches; default: `default_cache_dir()`
           embed_size:int|None=None,  # fusion models: the backbone's input size (default: the model's)
           gan_pretrain:float|None=None, # GAN models (labgan): share of the epochs with the L1 loss alone (default: the model's, 0.5)
+          bf16:bool=False,           # bfloat16 autocast for the forward pass and the loss (see `colorization_learner`)
+          channels_last:bool=False,  # NHWC memory layout for the weights and the batches
           show:bool=False,           # leave the figures open (in notebooks)
           ) -> tuple:
     "Train `model` and write its run record to `out`; returns `(learner, record)`."
@@ -106,6 +108,8 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     loss = loss or spec.loss
     if loss not in spec.losses: raise ValueError(f'model {model!r} trains with {" or ".join(spec.losses)}, not {loss!r}')
     if gan_pretrain is not None: _check_gan_pretrain(model, gan_pretrain)
+    if (bf16 or channels_last) and getattr(spec, 'learner', None) is not None:
+        raise ValueError(f'--bf16 and --channels-last are for the models trained by colorization_learner; {model!r} has its own learner')
     lr = lr or spec.lr
     folder = data_folder(data)
     fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else {}
@@ -113,7 +117,8 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     # the data folder is recorded by name, not by a machine's absolute path, so records can be shared
     config = dict(model=model, data=folder.name if folder.is_absolute() else str(folder), bs=bs, epochs=epochs, lr=lr, loss=loss, size=size, seed=seed,
                   pretrained=bool(pretrained) if spec.backbone else None, backbone=spec.backbone, limit=limit,
-                  valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'))
+                  valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
+                  bf16=bool(bf16), channels_last=bool(channels_last))
     set_seed(seed, reproducible=True)
     dls = colorization_dls(folder, space=spec.space, size=size, bs=bs, backbone=spec.backbone, pretrained=pretrained,
                            valid_pct=valid_pct, seed=seed, num_workers=num_workers, cache_dir=cache_dir, limit=limit,
@@ -121,8 +126,9 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     config.update(n_train=len(dls.train_ds), n_valid=len(dls.valid_ds))
     set_seed(seed, reproducible=True)
     make_learner = getattr(spec, 'learner', None) or colorization_learner
-    gan_kw = {} if gan_pretrain is None else {'pretrain': float(gan_pretrain)}
-    learn = make_learner(dls, create_model(model, **fusion_kw), loss=loss, path=out, **gan_kw)
+    learn_kw = {} if gan_pretrain is None else {'pretrain': float(gan_pretrain)}
+    if bf16 or channels_last: learn_kw.update(bf16=bool(bf16), channels_last=bool(channels_last))
+    learn = make_learner(dls, create_model(model, **fusion_kw), loss=loss, path=out, **learn_kw)
     gan = getattr(learn, 'cond_gan', None)  # a GAN model's callback, which splits the epochs between L1 and adversarial
     config.update(gan_pretrain=None if gan is None else gan.pretrain)
     (out / 'config.json').write_text(json.dumps({**config, 'environment': environment()}, indent=2))
@@ -175,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
                    help='labgan only: the share of the epochs trained with the L1 loss alone before the adversarial phase, '
                         'a fraction in [0, 1], rounded to whole epochs (at least one per phase) when there are several; '
                         '0: adversarial from the start, 1: L1 only (default: 0.5); an error for the other models')
+    p.add_argument('--bf16', action='store_true', help='bfloat16 autocast for the forward pass and the loss (faster on recent CPUs and GPUs)')
+    p.add_argument('--channels-last', action='store_true', help='NHWC memory layout for the weights and the batches')
     return p
 
 def main(argv:list[str]|None=None) -> int:
@@ -185,7 +193,7 @@ def main(argv:list[str]|None=None) -> int:
         _, record = train(model=args.model, data=args.data, bs=args.bs, epochs=args.epochs, lr=args.lr, loss=args.loss,
                           size=args.size, seed=args.seed, pretrained=args.pretrained, out=out, limit=args.limit,
                           num_workers=args.num_workers, cache_dir=args.cache_dir, embed_size=args.embed_size,
-                          gan_pretrain=args.gan_pretrain)
+                          gan_pretrain=args.gan_pretrain, bf16=args.bf16, channels_last=args.channels_last)
     except (FileNotFoundError, ValueError) as e:
         print(f'grayscale2color: error: {e}', file=sys.stderr)
         return 2
