@@ -278,7 +278,7 @@ def embed_images(images:np.ndarray,               # uint8 RGB images (N, H, W, 3
     starts = range(0, len(images), bs)
     with torch.inference_mode():
         for s in _progress(starts, len(starts), f'embedding with {backbone.name}', progress):
-            x = torch.from_numpy(np.ascontiguousarray(images[s:s + bs])).to(device).permute(0, 3, 1, 2)
+            x = torch.from_numpy(np.array(images[s:s + bs])).to(device).permute(0, 3, 1, 2)  # a writable copy of the (read-only) cache
             out[s:s + bs] = backbone(rgb_to_l(x)).cpu().numpy()
     return out
 
