@@ -531,7 +531,7 @@ def describe_results(table:pd.DataFrame) -> str:
     return '\n'.join(out)
 
 # %% ../nbs/09_experiment.ipynb #f694ab5c
-def _short(r, dup:bool) -> str: return r['run_id'] if dup else f"{r['model']}\n{r['loss']}"
+def _short(r, dup:bool) -> str: return r['run_id'] if dup else f"{r['model']}\n{_LOSS_NAMES.get(r['loss'], r['loss'])}"
 
 def sample_figure(runs_dir:str|Path|None=None,  # folder of run records
                   n:int=6,                      # images (rows)
