@@ -57,7 +57,7 @@ def default_runs_dir() -> Path:
 
 # %% ../nbs/09_experiment.ipynb #e53e148c
 PARAMS = ('model', 'bs', 'epochs', 'lr', 'loss', 'data', 'size', 'seed', 'pretrained', 'limit')  # what a run is
-EXTRA_PARAMS = ('cache_dir', 'embed_size')  # passed to the template; `embed_size` (a fusion backbone's input size) joins the run id when set
+EXTRA_PARAMS = ('cache_dir', 'embed_size', 'bf16', 'channels_last', 'gan_pretrain')  # passed to the template; all but `cache_dir` join the run id when set
 
 def train_defaults() -> dict:
     "The defaults of `colorization.train.train` for every run parameter."
@@ -83,15 +83,20 @@ def resolve_params(params:dict,      # some of `PARAMS` (and `EXTRA_PARAMS`)
     if p['limit'] is not None: p['limit'] = int(p['limit'])
     p['pretrained'] = bool(p['pretrained']) if spec.backbone else None
     if p['data'] is not None: p['data'] = str(p['data'])
+    from colorization.train import check_switches
+    check_switches(p['model'], p.get('gan_pretrain'), p.get('bf16', False), p.get('channels_last', False))  # early, not mid-sweep
     return p
 
 def run_id(params:dict) -> str:
-    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and `scratch`, `n<limit>` when set)."
+    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `bf16`, `cl` when set)."
     p = params
     parts = [p['model'], p['loss'], f"e{p['epochs']}", f"lr{p['lr']:g}", f"bs{p['bs']}", f"s{p['size']}", f"seed{p['seed']}"]
     if p.get('pretrained') is False: parts.append('scratch')
     if p.get('limit') is not None: parts.append(f"n{p['limit']}")
     if p.get('embed_size') is not None: parts.append(f"emb{p['embed_size']}")
+    if p.get('gan_pretrain') is not None: parts.append(f"pre{p['gan_pretrain']:g}")
+    if p.get('bf16'): parts.append('bf16')
+    if p.get('channels_last'): parts.append('cl')
     return '-'.join(str(x) for x in parts)
 
 # %% ../nbs/09_experiment.ipynb #418abdd5
@@ -588,6 +593,9 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument('--runs-dir', default=None, help='folder of run records (default: data/runs of the repository)')
     p.add_argument('--template', default=None, help='template notebook (default: nbs/experiments/train.ipynb)')
     p.add_argument('--cache-dir', default=None, help='image and embedding cache folder')
+    p.add_argument('--bf16', action='store_true', default=None, help='bfloat16 autocast in training (not labgan)')
+    p.add_argument('--channels-last', action='store_true', default=None, help='NHWC memory layout in training (not labgan)')
+    p.add_argument('--gan-pretrain', type=float, default=None, metavar='FRAC', help="labgan: share of the epochs with the L1 loss alone")
     p.add_argument('--dry-run', action='store_true', help='list the runs and what would happen to each, run nothing')
     p.add_argument('--no-retry', action='store_true', help='skip runs that failed before instead of running them again')
     p.add_argument('--force', action='store_true', help='run complete runs again too')
@@ -600,7 +608,8 @@ def sweep_cli(argv:list[str]|None=None) -> int:
     args = sweep_parser().parse_args(argv)
     if args.grid is None and not args.model:
         print('colorization-sweep: error: give a grid file or --model', file=sys.stderr); return 2
-    overrides = {k: getattr(args, k) for k in ('model', 'loss', 'epochs', 'lr', 'bs', 'size', 'seed', 'limit', 'pretrained', 'cache_dir')}
+    overrides = {k: getattr(args, k) for k in ('model', 'loss', 'epochs', 'lr', 'bs', 'size', 'seed', 'limit', 'pretrained', 'cache_dir',
+                                               'bf16', 'channels_last', 'gan_pretrain')}
     try:
         done = sweep(args.grid if args.grid is not None else {}, args.runs_dir, template=args.template, data=args.data,
                      dry_run=args.dry_run, retry_failed=not args.no_retry, force=args.force, table=not args.no_table,

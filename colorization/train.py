@@ -26,7 +26,7 @@ from .learner import colorization_learner, save_checkpoint, show_results
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['data_folder', 'environment', 'plot_curves', 'gan_models', 'train', 'parser', 'main']
+__all__ = ['data_folder', 'environment', 'plot_curves', 'gan_models', 'check_switches', 'train', 'parser', 'main']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|None=None) -> Path:
@@ -82,6 +82,12 @@ def _check_gan_pretrain(model:str, gan_pretrain:float):
         raise ValueError(f'--gan-pretrain (gan_pretrain) is for GAN models ({", ".join(gans)}); model {model!r} has no L1 pre-training')
     if not 0 <= gan_pretrain <= 1: raise ValueError(f'--gan-pretrain (gan_pretrain) must be a fraction in [0, 1], got {gan_pretrain}')
 
+def check_switches(model:str, gan_pretrain:float|None=None, bf16:bool=False, channels_last:bool=False):
+    "A clear error for a training switch the model cannot take (before any data is read)."
+    if gan_pretrain is not None: _check_gan_pretrain(model, gan_pretrain)
+    if (bf16 or channels_last) and getattr(MODELS[model], 'learner', None) is not None:
+        raise ValueError(f'--bf16 and --channels-last are for the models trained by colorization_learner; {model!r} has its own learner')
+
 def train(model:str='labnet',       # a registered model name (see `MODELS`)
           data:str|Path|None=None,   # folder of colour photos; default `$COLORIZATION_DATA`
           bs:int=32,                 # batch size
@@ -107,9 +113,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     spec = MODELS[model]
     loss = loss or spec.loss
     if loss not in spec.losses: raise ValueError(f'model {model!r} trains with {" or ".join(spec.losses)}, not {loss!r}')
-    if gan_pretrain is not None: _check_gan_pretrain(model, gan_pretrain)
-    if (bf16 or channels_last) and getattr(spec, 'learner', None) is not None:
-        raise ValueError(f'--bf16 and --channels-last are for the models trained by colorization_learner; {model!r} has its own learner')
+    check_switches(model, gan_pretrain, bf16, channels_last)
     lr = lr or spec.lr
     folder = data_folder(data)
     fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else {}
