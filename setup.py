@@ -11,7 +11,7 @@ cfg = config['DEFAULT']
 for key in 'version description keywords author author_email'.split():
     assert key in cfg, f'settings.ini is missing {key}'
 
-licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+licenses = {'apache2': 'Apache-2.0'}  # settings.ini's name -> SPDX expression
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
 lic = licenses[cfg['license']]
 py_versions = '3.10 3.11 3.12 3.13'.split()
@@ -22,17 +22,17 @@ min_python = cfg['min_python']
 
 setuptools.setup(
     name=cfg['lib_name'],
-    license=lic[0],
+    license=lic,
     classifiers=[
         'Development Status :: ' + statuses[int(cfg['status'])],
         'Intended Audience :: ' + cfg['audience'].title(),
-        'License :: ' + lic[1],
         'Natural Language :: ' + cfg['language'].title(),
     ] + ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
     url=cfg['git_url'],
-    packages=setuptools.find_packages(include=['colorization', 'colorization.*']),
+    # namespace discovery lists the data folder `colorization/assets` (the shipped model and example) as a package
+    packages=setuptools.find_namespace_packages(include=['colorization', 'colorization.*'], exclude=['*.__pycache__']),
     include_package_data=True,
-    package_data={'colorization': ['assets/*']},
+    package_data={'colorization.assets': ['*']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + min_python,
