@@ -150,7 +150,7 @@ def _models():
     return MODELS, create_model, get_loss
 
 # %% ../nbs/10_bench.ipynb #273e7217
-from .learner import BF16Autocast  # bfloat16 autocast on the CPU or GPU (defined with the learner)
+from .learner import BF16Autocast, keep_freed_memory  # bfloat16 autocast on the CPU or GPU (defined with the learner)
 
 # %% ../nbs/10_bench.ipynb #9ca1048b
 class NaiveLabDataset(torch.utils.data.Dataset):
@@ -450,6 +450,7 @@ def run_bench(data:str|Path|None=None, # photo folder (default: $COLORIZATION_DA
               sections:Sequence[str]=SECTIONS, # which measurements
               pretrained:bool=True, # fusion models: pretrained backbone weights (False: random init, the same speed)
               scan_files:int=0, # also measure scan and cache memory on this many synthetic photos (0: no)
+              keep_memory:bool=False, # let glibc keep freed memory for reuse (`keep_freed_memory`): the whole process, every section
               log:Callable[[str], None]=lambda s: None, # progress messages
              ) -> dict:
     "Run the benchmark for each model; the results as a JSON-ready dict."
@@ -460,9 +461,9 @@ def run_bench(data:str|Path|None=None, # photo folder (default: $COLORIZATION_DA
     settings = dict(data=str(folder), data_origin=origin, models=list(models), size=size, bs=bs, steps=steps, warmup=warmup, rounds=rounds,
                     images=images, num_workers=num_workers, naive_workers=naive_workers, channels_last=channels_last,
                     bf16=bf16, infer_runs=infer_runs, infer_images=infer_images, sections=list(sections), pretrained=pretrained,
-                    scan_files=scan_files)
+                    scan_files=scan_files, keep_freed_memory=bool(keep_memory) and keep_freed_memory())
     res = dict(settings=settings, environment=environment(), memory_method=None, models={})
-    kw = {k: v for k, v in settings.items() if k not in ('data', 'data_origin', 'models', 'scan_files')}
+    kw = {k: v for k, v in settings.items() if k not in ('data', 'data_origin', 'models', 'scan_files', 'keep_freed_memory')}
     for name in models: res['models'][name] = bench_model(name, folder, cache_dir=cache_dir, log=log, **kw)
     if scan_files:
         res['scan_cache'] = r = bench_scan_cache(scan_files, workdir=cache_dir)
@@ -490,7 +491,8 @@ def summary(res:dict) -> str:
         rows.append(f'{name:8} ratios      ' + ', '.join(f'{k} = {v:.2f}x' for k, v in m['ratios'].items() if v is not None))
         rows.append(f'{name:8} (CPU time)  ' + ', '.join(f'{k} = {v:.2f}x' for k, v in m['ratios_cpu_time'].items() if v is not None))
     s, e = res['settings'], res['environment']
-    rows.append(f'size {s["size"]} px, batch {s["bs"]}, {s["steps"]} timed steps, channels_last={s["channels_last"]}, bf16={s["bf16"]}; torch {e["torch"]}, {e["torch_threads"]} threads, '
+    rows.append(f'size {s["size"]} px, batch {s["bs"]}, {s["steps"]} timed steps, channels_last={s["channels_last"]}, bf16={s["bf16"]}, '
+                f'freed memory kept={s.get("keep_freed_memory", False)}; torch {e["torch"]}, {e["torch_threads"]} threads, '
                 f'{e["cpu_count"]} CPUs, load {e["load_avg"]} -> {e.get("load_avg_after")}')
     if 'scan_cache' in res:
         r = res['scan_cache']
@@ -517,6 +519,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--naive-workers', type=int, default=0, help='workers of the naive DataLoader (default: 0)')
     p.add_argument('--channels-last', action='store_true', help='NHWC memory layout in the model-only and end-to-end runs')
     p.add_argument('--bf16', action='store_true', help='bfloat16 autocast in the model-only and end-to-end runs')
+    p.add_argument('--keep-freed-memory', action='store_true',
+                   help='let glibc keep freed memory for reuse, as grayscale2color and colorize do; process-wide: every section, the naive one too')
     p.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument('--infer-runs', type=int, default=5, help='timed colorize calls for the latency (default: 5)')
     p.add_argument('--infer-images', type=int, default=32, help='photos for the inference throughput (default: 32)')
@@ -543,7 +547,7 @@ def main(argv:list[str]|None=None) -> int:
                             naive_workers=args.naive_workers, channels_last=args.channels_last, bf16=args.bf16,
                             infer_runs=args.infer_runs, infer_images=args.infer_images,
                             sections=[s for s in args.sections.split(',') if s], scan_files=args.scan_files,
-                            pretrained=args.pretrained, log=log)
+                            pretrained=args.pretrained, keep_memory=args.keep_freed_memory, log=log)
     except (FileNotFoundError, ValueError) as e:
         print(f'colorization-bench: error: {e}', file=sys.stderr); return 2
     res['command'] = 'colorization-bench ' + ' '.join(sys.argv[1:] if argv is None else argv)

@@ -681,7 +681,7 @@ def colorization_dls(
         c = report.counts()
         bad = ', '.join(f'{c[s]} {s}' for s in STATUSES[1:] if c[s]) or 'none'
         raise ValueError(f'{source} has {len(paths)} usable image(s), need at least {max(2, min_images)} '
-                         f'({c["total"]} files; excluded: {bad}; see scan_images(path).excluded)')
+                         f'({c["total"]} files; excluded: {bad}; colorization-scan {source} lists why)')
     if limit is not None and limit < len(paths):
         keep = np.sort(np.random.default_rng(seed).choice(len(paths), max(limit, 2), replace=False))
         paths, groups = [paths[i] for i in keep], groups[keep]

@@ -31,7 +31,7 @@ from .color import gray_rgb, l_ab_to_rgb, rgb_to_l
 
 with warnings.catch_warnings():  # fastai 2.8 calls the deprecated `torch.jit.script` on import: noise to the command's users
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
-    from colorization.learner import CheckpointError, load_checkpoint
+    from colorization.learner import CheckpointError, keep_freed_memory, load_checkpoint
     from colorization.models import MODELS, with_backbone
 
 # %% auto #0
@@ -540,6 +540,7 @@ def main(argv:Sequence[str]|None=None) -> int:
     if not inputs: parser.print_usage(sys.stderr); print('colorize: error: no input given', file=sys.stderr); return 2
     if args.bs < 1 or (args.size is not None and args.size < 8):
         print('colorize: error: --bs must be >= 1 and --size >= 8', file=sys.stderr); return 2
+    keep_freed_memory()  # glibc: the large tensors of each photo reuse freed memory (see `colorization.learner`)
     start = time.perf_counter()
     try:
         if torch.device(args.device).type == 'cuda' and not torch.cuda.is_available(): raise ValueError('--device cuda: no CUDA device here')

@@ -5,6 +5,7 @@
 # %% ../nbs/06_learner.ipynb #7636b8d4
 from __future__ import annotations
 
+import ctypes
 import json
 from pathlib import Path
 
@@ -30,9 +31,9 @@ from .metrics import color_metrics, predicted_rgb
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'NORMALISATION', 'model_name', 'BF16Autocast', 'colorization_learner', 'predict_batch',
-           'truth_rgb', 'show_grid', 'show_results', 'CheckpointError', 'save_checkpoint', 'read_checkpoint_meta',
-           'load_checkpoint']
+__all__ = ['CHECKPOINT_FORMAT', 'NORMALISATION', 'model_name', 'BF16Autocast', 'colorization_learner', 'keep_freed_memory',
+           'predict_batch', 'truth_rgb', 'show_grid', 'show_results', 'CheckpointError', 'save_checkpoint',
+           'read_checkpoint_meta', 'load_checkpoint']
 
 # %% ../nbs/06_learner.ipynb #0d8950a7
 def model_name(model: nn.Module) -> str:
@@ -77,6 +78,25 @@ def colorization_learner(dls,                  # DataLoaders from `colorization_
                     metrics=color_metrics() if metrics is None else metrics, path=path, cbs=cbs)
     learn.loss_name = loss or spec.loss
     return learn
+
+# %% ../nbs/06_learner.ipynb #c70fe7fa
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
+
+def _glibc():
+    "The process's C library if it is glibc, else None."
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # only glibc has it
+        return libc
+    except (OSError, AttributeError, TypeError): return None
+
+def keep_freed_memory(keep:bool=True, # False: glibc's static defaults again (mmap above 128 KiB, trim at 128 KiB)
+                     ) -> bool:
+    "Let glibc keep freed memory for reuse instead of unmapping it (fewer page faults, faster CPU steps); whether it could."
+    libc = _glibc()
+    if libc is None: return False
+    return bool(libc.mallopt(_M_MMAP_MAX, 0 if keep else 65536) and libc.mallopt(_M_TRIM_THRESHOLD, 2**30 if keep else 128 * 1024))
+
 
 # %% ../nbs/06_learner.ipynb #7483d3be
 @torch.inference_mode()

@@ -22,7 +22,7 @@ from fastai.torch_core import set_seed
 
 import colorization
 from .data import colorization_dls
-from .learner import colorization_learner, save_checkpoint, show_results
+from .learner import colorization_learner, keep_freed_memory, save_checkpoint, show_results
 from .models import MODELS, create_model
 
 # %% auto #0
@@ -118,11 +118,12 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     folder = data_folder(data)
     fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else {}
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    kept = keep_freed_memory()  # glibc: freed tensors' memory reused, not faulted in anew every step (see `keep_freed_memory`)
     # the data folder is recorded by name, not by a machine's absolute path, so records can be shared
     config = dict(model=model, data=folder.name if folder.is_absolute() else str(folder), bs=bs, epochs=epochs, lr=lr, loss=loss, size=size, seed=seed,
                   pretrained=bool(pretrained) if spec.backbone else None, backbone=spec.backbone, limit=limit,
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
-                  bf16=bool(bf16), channels_last=bool(channels_last))
+                  bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept)
     set_seed(seed, reproducible=True)
     dls = colorization_dls(folder, space=spec.space, size=size, bs=bs, backbone=spec.backbone, pretrained=pretrained,
                            valid_pct=valid_pct, seed=seed, num_workers=num_workers, cache_dir=cache_dir, limit=limit,
