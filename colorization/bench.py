@@ -255,6 +255,13 @@ def naive_step(name:str, paths:Sequence[Path], size:int, bs:int, workers:int=0, 
         train(b); return len(b[0]), d
     return step
 
+def _kernel_counters() -> tuple[float, int]:
+    "System (kernel) CPU seconds and minor page faults of this process so far; zeros where `resource` is missing."
+    try: import resource
+    except ImportError: return 0., 0
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_stime, r.ru_minflt
+
 def interleaved(makers:dict[str, Callable[[], Callable]], # section name -> function building its step function
                 steps:int=10, # timed steps per section
                 warmup:int=2, # untimed steps per section first
@@ -268,15 +275,16 @@ def interleaved(makers:dict[str, Callable[[], Callable]], # section name -> func
         with PeakMemory() as pm:
             fns[k] = make()
             for _ in range(max(warmup, 1)): fns[k]()
-        res[k] = dict(wall=[], cpu=[], images=0, data=0., **pm.result())
+        res[k] = dict(wall=[], cpu=[], sys=[], faults=[], images=0, data=0., **pm.result())
     rounds = max(1, min(rounds, steps))
     for r in range(rounds):
         n = steps // rounds + (r < steps % rounds)
         for k, fn in fns.items():
             for _ in range(n):
-                t, c = time.perf_counter(), time.process_time()
+                t, c, (s, f) = time.perf_counter(), time.process_time(), _kernel_counters()
                 k_img, d = fn()
                 res[k]['wall'].append(time.perf_counter() - t); res[k]['cpu'].append(time.process_time() - c)
+                s2, f2 = _kernel_counters(); res[k]['sys'].append(s2 - s); res[k]['faults'].append(f2 - f)
                 res[k]['images'] += k_img; res[k]['data'] += d
         log(f'round {r + 1}/{rounds}: ' + ', '.join(f'{k} {res[k]["images"] / sum(res[k]["wall"]):.2f} img/s' for k in fns))
     out = {}
@@ -285,6 +293,7 @@ def interleaved(makers:dict[str, Callable[[], Callable]], # section name -> func
         out[k] = dict(images_per_s=v['images'] / wall, images_per_cpu_s=v['images'] / cpu if cpu > 0 else None,
                       step_s=median(v['wall']), step_cpu_s=median(v['cpu']), steps=len(v['wall']), images=v['images'],
                       seconds=round(wall, 3), cpu_seconds=round(cpu, 3), data_share=round(v['data'] / wall, 4),
+                      sys_share=round(sum(v['sys']) / cpu, 4) if cpu > 0 else None, page_faults_per_step=round(median(v['faults'])),
                       **{m: v[m] for m in ('peak_rss_mb', 'start_rss_mb', 'added_rss_mb', 'added_anon_mb', 'workers_peak_rss_mb')})
     return out
 
@@ -477,13 +486,15 @@ def run_bench(data:str|Path|None=None, # photo folder (default: $COLORIZATION_DA
 # %% ../nbs/10_bench.ipynb #fe7d1958
 def summary(res:dict) -> str:
     "A plain-text table of a `run_bench` result."
-    rows = [f'{"model":8} {"section":11} {"img/s":>9} {"img/CPU-s":>10} {"step s":>7} {"data %":>7} {"peak RSS MiB":>13} {"added MiB":>10}']
+    rows = [f'{"model":8} {"section":11} {"img/s":>9} {"img/CPU-s":>10} {"step s":>7} {"data %":>7} {"peak RSS MiB":>13} {"added MiB":>10} '
+            f'{"kernel %":>9} {"faults/step":>12}']
     for name, m in res['models'].items():
         for sec in ('model_only', 'end_to_end', 'learner', 'naive'):
             if sec in m:
                 r = m[sec]
                 rows.append(f'{name:8} {sec:11} {r["images_per_s"]:9.2f} {r["images_per_cpu_s"] or 0:10.2f} {r["step_s"]:7.3f} '
-                            f'{100 * r.get("data_share", 0):7.1f} {r["peak_rss_mb"]:13.0f} {r["added_rss_mb"]:10.0f}')
+                            f'{100 * r.get("data_share", 0):7.1f} {r["peak_rss_mb"]:13.0f} {r["added_rss_mb"]:10.0f} '
+                            + (f'{100 * r["sys_share"]:9.1f} {r["page_faults_per_step"]:12,}' if r.get('sys_share') is not None else f'{"-":>9} {"-":>12}'))
         if 'inference' in m:
             r = m['inference']
             rows.append(f'{name:8} {"inference":11} latency {r["latency_s"]:.3f} s (1024x682), {r["folder_images_per_s"]:.1f} photos/s, '
