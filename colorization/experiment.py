@@ -230,6 +230,7 @@ def run_experiment(params:dict,                 # run parameters (see `PARAMS`)
     start = time.perf_counter()
     declared = pm.inspect_notebook(str(template))
     parameters = {**params, 'out_dir': '.'} if 'out_dir' in declared else dict(params)
+    if 'keep_memory' in declared: parameters['keep_memory'] = True  # the run's own kernel: see `keep_freed_memory`
     try:
         with _stderr_to(run_dir / 'kernel.log') if not log_output else nullcontext():
             pm.execute_notebook(str(template), str(run_dir / NOTEBOOK_FILE), parameters=parameters,

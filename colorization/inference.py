@@ -532,7 +532,7 @@ def _read_chunks(jobs:Sequence[Job], image_type:str, n:int, rep:_Report) -> Iter
     if chunk: yield chunk
 
 def main(argv:Sequence[str]|None=None) -> int:
-    "The `colorize` command; returns the exit status (0 ok, 1 some file failed, 2 usage error)."
+    "The `colorize` command; returns the exit status (0 ok, 1 some file failed, 2 usage error). As the command (`argv` None) it keeps freed memory."
     parser = _parser()
     try: args = parser.parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
@@ -540,7 +540,7 @@ def main(argv:Sequence[str]|None=None) -> int:
     if not inputs: parser.print_usage(sys.stderr); print('colorize: error: no input given', file=sys.stderr); return 2
     if args.bs < 1 or (args.size is not None and args.size < 8):
         print('colorize: error: --bs must be >= 1 and --size >= 8', file=sys.stderr); return 2
-    keep_freed_memory()  # glibc: the large tensors of each photo reuse freed memory (see `colorization.learner`)
+    if argv is None: keep_freed_memory()  # the process is the command: large tensors of each photo reuse freed memory
     start = time.perf_counter()
     try:
         if torch.device(args.device).type == 'cuda' and not torch.cuda.is_available(): raise ValueError('--device cuda: no CUDA device here')

@@ -5,6 +5,7 @@ scikit-image's sample photos. `labclass` and `labgan` have their own, longer end
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,8 @@ def test_trains_through_the_command(name, data, cache, tmp_path):
     assert all(math.isfinite(metrics['final'][k]) for k in ('train_loss', 'valid_loss', 'psnr', 'ssim', 'delta_e2000'))
     # every record says whether a fusion model's backbone was pretrained
     assert config['pretrained'] == (None if MODELS[name].backbone is None else '--no-pretrained' not in _args(name))
+    # the command is a process of its own: on glibc it keeps freed memory for reuse (see `keep_freed_memory`)
+    assert config['freed_memory_kept'] == (platform.libc_ver()[0] == 'glibc')
     model, meta = load_checkpoint(out / 'model.safetensors')
     assert meta['model'] == name and meta['config']['size'] == 32
     # the checkpoint colours a photo of another size at its full resolution
