@@ -52,7 +52,7 @@ def test_trains_through_the_command(name, data, cache, tmp_path):
     assert config['pretrained'] == (None if MODELS[name].backbone is None else '--no-pretrained' not in _args(name))
     # the command is a process of its own: on glibc it keeps freed memory for reuse (see `keep_freed_memory`)
     assert config['freed_memory_kept'] == (platform.libc_ver()[0] == 'glibc')
-    model, meta = load_checkpoint(out / 'model.safetensors')
+    _, meta = load_checkpoint(out / 'model.safetensors')
     assert meta['model'] == name and meta['config']['size'] == 32
     # the checkpoint colours a photo of another size at its full resolution
     photo = Image.open(next(p for p in sorted(data.rglob('*.jpg')))).convert('RGB').resize((57, 41))
