@@ -223,7 +223,7 @@ def learner_step(name:str, dls, channels_last:bool=False, bf16:bool=False) -> Ca
     from colorization.learner import colorization_learner
     MODELS, create_model, _ = _models()
     torch.manual_seed(0)
-    learn = colorization_learner(dls, create_model(name), metrics=[], csv=False, save_best=False, path=tempfile.mkdtemp(),
+    learn = colorization_learner(dls, create_model(name), metrics=[], csv=False, path=tempfile.mkdtemp(),
                                  bf16=bf16, channels_last=channels_last)
     learn.remove_cbs([c for c in learn.cbs if type(c).__name__ == 'ProgressCallback'])
     learn.create_opt(); learn.opt.set_hyper('lr', 1e-3)

@@ -150,7 +150,7 @@ def train_distributed(model:str='labnet', # a registered model name
         with state.main_process_first(): dls = make_dls()
     set_seed(seed, reproducible=True)
     recorder = RankRecord()
-    learn = colorization_learner(dls, create_model(model), loss=loss, path=out, csv=rank == 0, save_best=False, cbs=[recorder])
+    learn = colorization_learner(dls, create_model(model), loss=loss, path=out, csv=rank == 0, cbs=[recorder])
     t = time.perf_counter()
     with distrib_ctx(learn): learn.fit_one_cycle(epochs, lr or spec.lr)
     rec = {**recorder.rec, 'model': model, 'bs': bs, 'size': size, 'epochs': epochs, 'seconds': round(time.perf_counter() - t, 2),

@@ -30,9 +30,9 @@ import colorization
 # %% auto #0
 __all__ = ['PARAMS', 'EXTRA_PARAMS', 'STATUS_FILE', 'ERROR_FILE', 'PARAMS_FILE', 'LOCK_FILE', 'NOTEBOOK_FILE', 'METRICS',
            'TABLE_COLUMNS', 'GRAY', 'repo_root', 'default_template', 'default_runs_dir', 'train_defaults',
-           'resolve_params', 'run_id', 'expand_grid', 'run_status', 'check_kernel', 'run_experiment', 'plan', 'sweep',
-           'collect_records', 'gray_baseline', 'to_markdown', 'results_table', 'describe_results', 'sample_figure',
-           'sweep_parser', 'sweep_cli']
+           'resolve_params', 'run_id', 'expand_grid', 'run_status', 'check_kernel', 'run_experiment', 'check_clean',
+           'plan', 'sweep', 'collect_records', 'gray_baseline', 'to_markdown', 'results_table', 'describe_results',
+           'sample_figure', 'sweep_parser', 'sweep_cli']
 
 # %% ../nbs/09_experiment.ipynb #79c63af3
 def repo_root() -> Path|None:
@@ -73,14 +73,10 @@ def resolve_params(params:dict,      # some of `PARAMS` (and `EXTRA_PARAMS`)
     unknown = set(params) - set(PARAMS) - set(EXTRA_PARAMS)
     if unknown: raise ValueError(f'unknown run parameter(s) {sorted(unknown)}; known: {", ".join(PARAMS + EXTRA_PARAMS)}')
     p = {**train_defaults(), **{k: v for k, v in params.items() if v is not None}}
-    if p['model'] not in MODELS: raise ValueError(f'unknown model {p["model"]!r}; choose from {", ".join(MODELS)}')
+    from colorization.train import run_settings
+    p.update(run_settings(p['model'], p['bs'], p['epochs'], p['lr'], p['loss'], p['size'], p['limit']))  # the registry's defaults, checked
     spec = MODELS[p['model']]
-    p['loss'] = p['loss'] or spec.loss
-    if p['loss'] not in spec.losses:
-        raise ValueError(f'model {p["model"]!r} trains with {" or ".join(spec.losses)}, not {p["loss"]!r}')
-    p['lr'] = float(p['lr'] if p['lr'] is not None else spec.lr)
-    for k in ('bs', 'epochs', 'size', 'seed'): p[k] = int(p[k])
-    if p['limit'] is not None: p['limit'] = int(p['limit'])
+    p['seed'] = int(p['seed'])
     p['pretrained'] = bool(p['pretrained']) if spec.backbone else None
     if p['data'] is not None: p['data'] = str(p['data'])
     from colorization.train import check_switches
@@ -246,6 +242,15 @@ def run_experiment(params:dict,                 # run parameters (see `PARAMS`)
     _write_json(run_dir / STATUS_FILE, status)  # last: its presence means the run is over
     return status
 
+# %% ../nbs/09_experiment.ipynb #e1293eb8
+def check_clean(allow_dirty:bool=False, at:str|Path|None=None):
+    "A clear error if the checkout (at `at`, default the package's) has uncommitted changes outside `data/`, unless `allow_dirty`."
+    if allow_dirty: return
+    from colorization.train import git_state
+    if git_state(at)['dirty']:
+        raise RuntimeError('the checkout has uncommitted changes (git status): commit them so the records name the code '
+                           'that ran, or pass --allow-dirty (allow_dirty=True) and the table marks the runs')
+
 # %% ../nbs/09_experiment.ipynb #20a9808e
 def plan(grid:dict|list|str|Path,      # see `expand_grid`
          runs_dir:str|Path|None=None,  # folder of run records
@@ -293,6 +298,7 @@ def sweep(grid:dict|list|str|Path,      # see `expand_grid`
           kernel_name:str='python3',    # Jupyter kernel
           log_output:bool=False,        # stream each notebook's output
           quiet:bool=False,             # no progress lines
+          allow_dirty:bool=False,       # run from a checkout with uncommitted changes (the table marks such runs)
           **overrides,                  # parameters set on every run
           ) -> pd.DataFrame:            # the plan, with each run's final status
     "Run every run of `grid` that has no complete record in `runs_dir`; skip the rest."
@@ -314,9 +320,11 @@ def sweep(grid:dict|list|str|Path,      # see `expand_grid`
         check_kernel(kernel_name)
         from colorization.train import data_folder
         for p in todo.params[todo.action.str.startswith('run')]: data_folder(p['data'])  # a clear error before anything runs
+        check_clean(allow_dirty)
     for i, r in enumerate(todo.itertuples(), 1):
         if not r.action.startswith('run'):
             say(f'[{i}/{len(todo)}] {r.run_id}: {r.action}'); continue
+        check_clean(allow_dirty)  # again for each run: each imports the code afresh, and a commit may come mid-sweep
         say(f'[{i}/{len(todo)}] {r.run_id}: running ...', end=' ')
         try: st = run_experiment(r.params, runs_dir, template=template, force=True, kernel_name=kernel_name, log_output=log_output)
         except KeyboardInterrupt:
@@ -335,9 +343,15 @@ def sweep(grid:dict|list|str|Path,      # see `expand_grid`
 METRICS = ('valid_loss', 'psnr', 'ssim', 'delta_e2000', 'colorfulness_pred', 'colorfulness_true')
 
 def _hardware(env:dict) -> str|None:
-    "Where a run trained, from its recorded environment: the GPU's name, or the CPU's core count."
-    if env.get('gpu'): return str(env['gpu'])
-    return f"CPU, {env['cpu_count']} cores" if env.get('cpu_count') else None
+    "Where a run trained, from its recorded environment: the GPU's name or the CPU's core count, and any package off its pin."
+    from colorization.train import off_pins
+    where = str(env['gpu']) if env.get('gpu') else f"CPU, {env['cpu_count']} cores" if env.get('cpu_count') else None
+    off = env.get('off_pins', off_pins(env))  # records from before `off_pins` was recorded: checked against today's pins
+    return None if where is None else where + ''.join(f'; {k} {v}' for k, v in off.items())
+
+def _code_state(env:dict) -> str:
+    "Whether a run's code was committed: 'committed', 'uncommitted changes' or 'not recorded' (records without the flag)."
+    return {True: 'uncommitted changes', False: 'committed'}.get(env.get('dirty'), 'not recorded')
 
 def collect_records(runs_dir:str|Path|None=None) -> pd.DataFrame:
     "One row per run folder in `runs_dir`: state, parameters, final metrics, training time."
@@ -358,10 +372,13 @@ def collect_records(runs_dir:str|Path|None=None) -> pd.DataFrame:
                    train_seconds=metrics.get('train_seconds'), images_per_second=metrics.get('images_per_second'),
                    run_seconds=status.get('seconds'), finished=status.get('finished'),
                    error=(_read_json(d / ERROR_FILE) or {}).get('error'), checkpoint=(d / 'model.safetensors').is_file(),
-                   hardware=_hardware(config.get('environment') or {}))
+                   hardware=_hardware(config.get('environment') or {}), code=_code_state(config.get('environment') or {}),
+                   git_commit=(config.get('environment') or {}).get('git_commit'),
+                   checkpoint_epoch=metrics.get('checkpoint_epoch'), weights_sha256=metrics.get('weights_sha256'))
         rows.append(row)
     cols = ['run_id', 'status', *PARAMS, 'valid_pct', 'n_train', 'n_valid', *METRICS, 'train_loss', 'train_seconds',
-            'images_per_second', 'run_seconds', 'finished', 'error', 'checkpoint', 'hardware']
+            'images_per_second', 'run_seconds', 'finished', 'error', 'checkpoint', 'hardware', 'code', 'git_commit',
+            'checkpoint_epoch', 'weights_sha256']
     return _sort_runs(pd.DataFrame(rows, columns=cols))
 
 def _sort_runs(df:pd.DataFrame) -> pd.DataFrame:
@@ -428,7 +445,7 @@ def gray_baseline(data:str|Path|None,           # photo folder (default `$COLORI
 # %% ../nbs/09_experiment.ipynb #8c8c5b8e
 TABLE_COLUMNS = ['Model', 'Epochs', 'Learning rate', 'Batch Size', 'Loss Fn', 'Validation error', 'Size (px)', 'PSNR (dB)',
                  'SSIM', 'ΔE2000', 'Colourfulness', 'Colourfulness (truth)', 'Pretrained backbone', 'Training time (s)',
-                 'Images/s', 'Trained on', 'Run']
+                 'Images/s', 'Trained on', 'Code', 'Run']
 GRAY = 'gray (ab = 0)'
 _LOSS_NAMES = {'mse': 'MSE', 'huber': 'Huber', 'ce': 'CE', 'gan': 'L1 + GAN', 'lsgan': 'L1 + LSGAN'}  # as the table shows them
 
@@ -444,7 +461,7 @@ def _table_row(r) -> dict:
             'PSNR (dB)': r['psnr'], 'SSIM': r['ssim'], 'ΔE2000': r['delta_e2000'], 'Colourfulness': r['colorfulness_pred'],
             'Colourfulness (truth)': r['colorfulness_true'], 'Pretrained backbone': _pretrained(r['model'], r['pretrained']),
             'Training time (s)': r['train_seconds'], 'Images/s': r['images_per_second'],
-            'Trained on': r.get('hardware'), 'Run': r['run_id']}
+            'Trained on': r.get('hardware'), 'Code': r.get('code'), 'Run': r['run_id']}
 
 def _gray_row(m:dict, size:int) -> dict:
     return {'Model': GRAY, 'Size (px)': size, 'PSNR (dB)': m['psnr'], 'SSIM': m['ssim'], 'ΔE2000': m['delta_e2000'],
@@ -523,7 +540,7 @@ def describe_results(table:pd.DataFrame) -> str:
         truth = g['Colourfulness (truth)'].mean()
         ratio = g['Colourfulness'] / truth
         out.append(f"- Saturation: the predictions reach {ratio.min():.0%} to {ratio.max():.0%} of the truth's colourfulness "
-                   f"({truth:.1f})" + ('; every model is desaturated, as regression losses make it.' if ratio.max() < 1 else '.'))
+                   f"({truth:.1f})" + ('; every run is desaturated.' if ratio.max() < 1 else '.'))
         cols = ['Model', 'Epochs', 'Learning rate', 'Batch Size', 'Pretrained backbone']
         for _, pair in g.groupby(cols):
             if set(pair['Loss Fn']) >= {'MSE', 'Huber'}:
@@ -600,6 +617,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument('--dry-run', action='store_true', help='list the runs and what would happen to each, run nothing')
     p.add_argument('--no-retry', action='store_true', help='skip runs that failed before instead of running them again')
     p.add_argument('--force', action='store_true', help='run complete runs again too')
+    p.add_argument('--allow-dirty', action='store_true', help='run from a checkout with uncommitted changes (the table marks such runs)')
     p.add_argument('--no-table', action='store_true', help='do not rebuild results.md / results.csv afterwards')
     p.add_argument('--verbose', action='store_true', help="stream each notebook's output")
     return p
@@ -613,7 +631,7 @@ def sweep_cli(argv:list[str]|None=None) -> int:
                                                'bf16', 'channels_last', 'gan_pretrain')}
     try:
         done = sweep(args.grid if args.grid is not None else {}, args.runs_dir, template=args.template, data=args.data,
-                     dry_run=args.dry_run, retry_failed=not args.no_retry, force=args.force, table=not args.no_table,
+                     dry_run=args.dry_run, retry_failed=not args.no_retry, force=args.force, table=not args.no_table, allow_dirty=args.allow_dirty,
                      log_output=args.verbose, **overrides)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f'colorization-sweep: error: {e}', file=sys.stderr); return 2

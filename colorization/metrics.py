@@ -99,7 +99,8 @@ def ciede2000(lab1:Tensor, # reference colours, CIE Lab, channels at dim -3
     Cbar, CC = (C1 + C2) * 0.5, C1 * C2
     achromatic = CC == 0
     dh, hs = h2 - h1, h1 + h2
-    wrap = dh.abs() > math.pi
+    opposite = (a1 * b2 == a2 * b1) & (a1 * a2 + b1 * b2 < 0)  # exactly 180° apart, whatever atan2's rounding says
+    wrap = (dh.abs() > math.pi) & ~opposite                  # |h1' - h2'| > 180°
     dH = 2 * torch.sqrt(CC) * torch.sin(torch.where(wrap, dh - torch.sign(dh) * _TWO_PI, dh) * 0.5)
     Hbar = torch.where(wrap & ~achromatic, torch.where(hs < _TWO_PI, hs + _TWO_PI, hs - _TWO_PI), hs)
     Hbar = torch.where(achromatic, Hbar, Hbar * 0.5)

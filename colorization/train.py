@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +29,8 @@ from .learner import colorization_learner, keep_freed_memory, save_checkpoint, s
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['data_folder', 'environment', 'plot_curves', 'gan_models', 'check_switches', 'train', 'parser', 'main']
+__all__ = ['CODE_EXCLUDE', 'data_folder', 'git_state', 'pins', 'off_pins', 'environment', 'run_settings', 'plot_curves',
+           'gan_models', 'check_switches', 'file_sha256', 'train', 'parser', 'main', 'rescore']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|None=None) -> Path:
@@ -38,21 +42,75 @@ def data_folder(data:str|Path|None=None) -> Path:
     return path
 
 # %% ../nbs/06a_train.ipynb #77736696
-def _git_commit() -> str|None:
+def _git(*args:str, at:str|Path|None=None) -> str|None:
+    "Output of `git args` in the checkout at `at` (default: the package's), or None outside one."
     try:
-        r = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
-        return r.stdout.strip() or None
-    except Exception: return None
+        r = subprocess.run(['git', *args], capture_output=True, text=True, timeout=10, cwd=at or Path(colorization.__file__).parent)
+        return r.stdout if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError): return None
+
+CODE_EXCLUDE = ':(exclude)data'  # run records and results are outputs, not the code that ran
+
+def git_state(at:str|Path|None=None, # a folder of the checkout; default: the package's
+             ) -> dict:
+    "The code that runs: commit, whether the tree differs from it (outside `data/`), and a hash of that difference."
+    commit = _git('rev-parse', 'HEAD', at=at)
+    if commit is None: return {'git_commit': None, 'dirty': None, 'diff_sha256': None}
+    root = Path(_git('rev-parse', '--show-toplevel', at=at).strip())
+    status = _git('status', '--porcelain', '--untracked-files=all', '--', '.', CODE_EXCLUDE, at=root) or ''
+    h = hashlib.sha256((_git('diff', 'HEAD', '--binary', '--', '.', CODE_EXCLUDE, at=root) or '').encode())
+    for line in sorted(status.splitlines()):  # untracked files count, by name and content
+        if line.startswith('??'):
+            f = root / line[3:].strip('"')
+            h.update(line.encode())
+            if f.is_file(): h.update(f.read_bytes())
+    return {'git_commit': commit.strip(), 'dirty': bool(status.strip()), 'diff_sha256': h.hexdigest() if status.strip() else None}
+
+def pins() -> dict[str, str]:
+    "The exact versions (`==`) the package declares for its dependencies."
+    from importlib.metadata import PackageNotFoundError, requires
+    try: reqs = requires('colorization') or []
+    except PackageNotFoundError: return {}
+    return dict(r.split(';')[0].replace(' ', '').split('==') for r in reqs if '==' in r and 'extra' not in r)
+
+def off_pins(env:dict) -> dict[str, str]:
+    "Packages of `env` whose version differs from the pins: name -> 'version (pin X)'."
+    return {k: f'{env[k]} (pin {v})' for k, v in pins().items() if k in env and env[k] is not None and env[k] != v}
 
 def environment() -> dict:
-    "Versions, git commit and hardware a run depends on."
-    import fastai, torchvision
-    return {'colorization': colorization.__version__, 'torch': torch.__version__, 'torchvision': torchvision.__version__,
-            'fastai': fastai.__version__, 'python': platform.python_version(), 'git_commit': _git_commit(),
-            'cpu': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
-            'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    "Versions, the code's git state and the hardware a run depends on."
+    import fastai, fastcore, torchvision
+    env = {'colorization': colorization.__version__, 'torch': torch.__version__, 'torchvision': torchvision.__version__,
+           'fastai': fastai.__version__, 'fastcore': fastcore.__version__, 'numpy': np.__version__,
+           'python': platform.python_version(), **git_state(),
+           'cpu': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+           'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {**env, 'off_pins': off_pins(env)}
 
 # %% ../nbs/06a_train.ipynb #f6db5039
+def _positive_int(name:str, v, minimum:int=1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) and not (isinstance(v, float) and v.is_integer()):
+        raise ValueError(f'{name} must be a whole number, got {v!r}')
+    if v < minimum: raise ValueError(f'{name} must be at least {minimum}, got {v}')
+    return int(v)
+
+def run_settings(model:str, bs=None, epochs=None, lr=None, loss=None, size=None, limit=None, valid_pct:float=0.2) -> dict:
+    "The model's training settings: the registry's defaults where not given, each checked (a clear `ValueError` for nonsense)."
+    if model not in MODELS: raise ValueError(f'unknown model {model!r}; choose from {", ".join(MODELS)}')
+    spec = MODELS[model]
+    loss = spec.loss if loss is None else loss
+    if loss not in spec.losses: raise ValueError(f'model {model!r} trains with {" or ".join(spec.losses)}, not {loss!r}')
+    lr = spec.lr if lr is None else lr
+    try: lr = float(lr)
+    except (TypeError, ValueError): raise ValueError(f'the learning rate must be a number, got {lr!r}') from None
+    if not math.isfinite(lr) or lr <= 0: raise ValueError(f'the learning rate must be a positive number, got {lr}')
+    if not 0 < float(valid_pct) < 1: raise ValueError(f'valid_pct must be a fraction in (0, 1), got {valid_pct}')
+    return dict(bs=_positive_int('the batch size', spec.bs if bs is None else bs),
+                epochs=_positive_int('epochs', spec.epochs if epochs is None else epochs),
+                lr=lr, loss=loss, size=_positive_int('the size', spec.size if size is None else size, 8),
+                limit=None if limit is None else _positive_int('limit', limit, 2))
+
+# %% ../nbs/06a_train.ipynb #53a12230
 def _history(learn) -> list[dict]:
     names = [n.replace(' ', '_') for n in learn.recorder.metric_names[1:-1]]  # drop 'epoch' and 'time'
     return [{'epoch': i, **{n: (None if v is None else float(v)) for n, v in zip(names, vals)}}
@@ -88,13 +146,21 @@ def check_switches(model:str, gan_pretrain:float|None=None, bf16:bool=False, cha
     if (bf16 or channels_last) and getattr(MODELS[model], 'learner', None) is not None:
         raise ValueError(f'--bf16 and --channels-last are for the models trained by colorization_learner; {model!r} has its own learner')
 
+# %% ../nbs/06a_train.ipynb #3e3c640c
+def file_sha256(path:str|Path) -> str:
+    "The SHA-256 of a file's bytes."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
+
 def train(model:str='labnet',       # a registered model name (see `MODELS`)
           data:str|Path|None=None,   # folder of colour photos; default `$COLORIZATION_DATA`
-          bs:int=32,                 # batch size
-          epochs:int=2,              # epochs of `fit_one_cycle`
+          bs:int|None=None,          # batch size; default: the model's
+          epochs:int|None=None,      # epochs of `fit_one_cycle`; default: the model's
           lr:float|None=None,        # maximum learning rate; default: the model's
           loss:str|None=None,        # 'mse' or 'huber'; default: the model's
-          size:int=128,              # training crop size in pixels
+          size:int|None=None,        # training crop size in pixels; default: the model's
           seed:int=42,               # seed of the split, the initialisation and the augmentation
           pretrained:bool=True,      # use the backbone's pretrained weights (fusion models)
           out:str|Path='runs/run',   # output folder of the run record
@@ -110,12 +176,10 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
           show:bool=False,           # leave the figures open (in notebooks)
           ) -> tuple:
     "Train `model` and write its run record to `out`; returns `(learner, record)`."
-    if model not in MODELS: raise ValueError(f'unknown model {model!r}; choose from {", ".join(MODELS)}')
+    s = run_settings(model, bs, epochs, lr, loss, size, limit, valid_pct)
+    bs, epochs, lr, loss, size, limit = s['bs'], s['epochs'], s['lr'], s['loss'], s['size'], s['limit']
     spec = MODELS[model]
-    loss = loss or spec.loss
-    if loss not in spec.losses: raise ValueError(f'model {model!r} trains with {" or ".join(spec.losses)}, not {loss!r}')
     check_switches(model, gan_pretrain, bf16, channels_last)
-    lr = lr or spec.lr
     folder = data_folder(data)
     fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else {}
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +189,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
                   pretrained=bool(pretrained) if spec.backbone else None, backbone=spec.backbone, limit=limit,
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
                   bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept)
+    env = environment()  # taken as the run starts: the code it imported
     set_seed(seed, reproducible=True)
     dls = colorization_dls(folder, space=spec.space, size=size, bs=bs, backbone=spec.backbone, pretrained=pretrained,
                            valid_pct=valid_pct, seed=seed, num_workers=num_workers, cache_dir=cache_dir, limit=limit,
@@ -137,20 +202,20 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     learn = make_learner(dls, create_model(model, **fusion_kw), loss=loss, path=out, **learn_kw)
     gan = getattr(learn, 'cond_gan', None)  # a GAN model's callback, which splits the epochs between L1 and adversarial
     config.update(gan_pretrain=None if gan is None else gan.pretrain)
-    (out / 'config.json').write_text(json.dumps({**config, 'environment': environment()}, indent=2))
+    (out / 'config.json').write_text(json.dumps({**config, 'environment': env}, indent=2))
     start = time.perf_counter()
     fit = getattr(spec, 'fit', None)
     if fit is None: learn.fit_one_cycle(epochs, lr)
     else: fit(learn, epochs, lr)
     wall = time.perf_counter() - start
     history = _history(learn)
-    final = history[-1] if history else {}
+    weights = save_checkpoint(learn.model, out / 'model.safetensors', config=config)  # the last epoch's weights
     record = {'model': model, 'loss': loss, 'epochs': epochs, 'lr': lr, 'bs': bs, 'size': size, 'seed': seed,
               'pretrained': config['pretrained'], 'n_train': config['n_train'], 'n_valid': config['n_valid'],
-              'history': history, 'final': final, 'train_seconds': wall,
+              'history': history, 'final': history[-1] if history else {},
+              'checkpoint_epoch': len(history) - 1, 'weights_sha256': file_sha256(weights), 'train_seconds': wall,
               'images_per_second': config['n_train'] * epochs / wall if wall else None}
     (out / 'metrics.json').write_text(json.dumps(record, indent=2))
-    save_checkpoint(learn.model, out / 'model.safetensors', config=config)
     import matplotlib.pyplot as plt
     for f in (plot_curves(learn, out / 'curves.png'), show_results(learn, n=6, fname=out / 'samples.png')):
         if not show: plt.close(f)
@@ -168,12 +233,12 @@ def parser() -> argparse.ArgumentParser:
     "The `grayscale2color` argument parser."
     p = argparse.ArgumentParser(prog='grayscale2color', description='Train a colorization model on a folder of colour photos.')
     p.add_argument('--model', default='labnet', choices=list(MODELS), help='model to train (default: labnet)')
-    p.add_argument('--bs', type=int, default=32, help='batch size (default: 32)')
-    p.add_argument('--epochs', type=int, default=2, help='epochs (default: 2)')
+    p.add_argument('--bs', type=int, default=None, help="batch size (default: the model's)")
+    p.add_argument('--epochs', type=int, default=None, help="epochs (default: the model's)")
     p.add_argument('--lr', type=float, default=None, help="maximum learning rate (default: the model's)")
     p.add_argument('--loss', default=None, choices=sorted({l for s in MODELS.values() for l in s.losses}), help="loss (default: the model's)")
     p.add_argument('--data', default=None, help='folder of colour photos (default: $COLORIZATION_DATA)')
-    p.add_argument('--size', type=int, default=128, help='training crop size in pixels (default: 128)')
+    p.add_argument('--size', type=int, default=None, help="training crop size in pixels (default: the model's)")
     p.add_argument('--seed', type=int, default=42, help='random seed (default: 42)')
     p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True,
                    help="use the backbone's pretrained weights (fusion models; default: yes)")
@@ -208,3 +273,25 @@ def main(argv:list[str]|None=None) -> int:
     print(f"{args.model}: valid loss {f.get('valid_loss', float('nan')):.4f}, PSNR {f.get('psnr', float('nan')):.2f} dB "
           f"after {record['epochs']} epochs in {record['train_seconds']:.0f} s; record in {out}")
     return 0
+
+# %% ../nbs/06a_train.ipynb #33a2534d
+def rescore(run:str|Path,                  # a run folder (its `config.json` and `model.safetensors`)
+            checkpoint:str|Path|None=None, # weights to score instead of the run's own (e.g. the shipped model)
+            data:str|Path|None=None,       # the photos; default: `$COLORIZATION_DATA`
+            cache_dir:str|Path|None=None,  # caches, as in `train`
+            ) -> dict:                     # the learner's metrics: valid_loss, psnr, ssim, ...
+    "Score a run's weights again on the validation images it was scored on."
+    from colorization.learner import load_checkpoint
+    run = Path(run)
+    cfg = json.loads((run / 'config.json').read_text())
+    model, _ = load_checkpoint(checkpoint or run / 'model.safetensors', model=cfg['model'])
+    spec = MODELS[cfg['model']]
+    dls = colorization_dls(data_folder(data), space=spec.space, size=cfg['size'], bs=cfg['bs'], backbone=spec.backbone,
+                           pretrained=bool(cfg.get('pretrained', True)), valid_pct=cfg['valid_pct'], seed=cfg['seed'],
+                           cache_dir=cache_dir, limit=cfg.get('limit'), progress=False,
+                           **({'embed_size': cfg['embed_size']} if spec.backbone else {}))
+    make_learner = getattr(spec, 'learner', None) or colorization_learner
+    learn = make_learner(dls, model, loss=cfg['loss'], path=Path(tempfile.mkdtemp()), csv=False)
+    vals = learn.validate()
+    names = [n.replace(' ', '_') for n in learn.recorder.metric_names[2:-1]]  # 'valid_loss' and the metrics
+    return {n: float(v) for n, v in zip(names, vals) if v is not None}

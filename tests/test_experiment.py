@@ -13,7 +13,7 @@ import pandas as pd
 from colorization.experiment import GRAY, collect_records, results_table, run_experiment, run_status
 
 SWEEP = str(Path(sys.executable).parent / 'colorization-sweep')
-TINY = ['--epochs', '1', '--size', '32', '--bs', '4', '--limit', '16']
+TINY = ['--epochs', '1', '--size', '32', '--bs', '4', '--limit', '16', '--allow-dirty']  # the tests run in working checkouts
 
 
 def sweep_cmd(photos, cache, runs, *more):

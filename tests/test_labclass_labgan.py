@@ -70,7 +70,7 @@ def test_colorize_full_resolution(runs, photos, tmp_path, model):
 
 def test_sweep_table(photos, cache, tmp_path):
     r = subprocess.run([str(BIN / 'colorization-sweep'), '--model', 'labclass', 'labgan', '--epochs', '2', *TINY, '--limit', '16',
-                        '--data', str(photos), '--cache-dir', str(cache), '--runs-dir', str(tmp_path / 'runs')],
+                        '--data', str(photos), '--cache-dir', str(cache), '--runs-dir', str(tmp_path / 'runs'), '--allow-dirty'],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     table = pd.read_csv(tmp_path / 'runs' / 'results.csv')

@@ -1,0 +1,55 @@
+"""Every registered model learns: its own loss, through its own learner and fit, falls on a few real photos (fast, in CI)."""
+import time
+
+import pytest
+import torch
+from fastai.torch_core import set_seed
+
+from colorization.data import colorization_dls
+from colorization.learner import colorization_learner
+from colorization.models import MODELS, create_model
+
+STEPS = {'labgan': 5}  # epochs over the 4 training photos (one batch each): 20, fewer for the large GAN generator
+
+
+@pytest.fixture(scope='module')
+def loaders(photos, cache):
+    "DataLoaders of 32 px crops of the sample photos per (space, backbone), the same photos as training and as the fixed batch."
+    made = {}
+    def get(spec):
+        key = (spec.space, spec.backbone)
+        if key not in made:
+            kw = dict(embed_size=32 if spec.backbone != 'efficientnet_lite0' else 64, pretrained=spec.backbone == 'efficientnet_lite0') if spec.backbone else {}
+            if spec.backbone in ('inception_v3', 'inception_resnet_v2'): kw['embed_size'] = 75
+            made[key] = colorization_dls(photos, space=spec.space, size=32, bs=4, backbone=spec.backbone, valid_pct=0.25, seed=0,
+                                         cache_dir=cache, progress=False, device='cpu', **kw), kw
+        return made[key]
+    return get
+
+
+def _fixed_loss(learn, batch) -> float:
+    "The learner's loss on `batch`, the model in training mode (batch statistics), as in training."
+    *xb, y = batch
+    learn.model.train()
+    with torch.no_grad(): return float(learn.loss_func(learn.model(*xb), y))
+
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_model_loss_falls(name, loaders, tmp_path):
+    spec = MODELS[name]
+    dls, kw = loaders(spec)
+    set_seed(0, reproducible=True)
+    model = create_model(name, **kw)
+    learn = (spec.learner or colorization_learner)(dls, model, loss=spec.loss, path=tmp_path, csv=False)
+    learn.metrics = []
+    batch = dls.train.one_batch()
+    before = _fixed_loss(learn, batch)
+    start = time.perf_counter()
+    with learn.no_bar(), learn.no_logging():
+        steps = STEPS.get(name, 20)
+        if spec.fit is None: learn.fit_one_cycle(steps, spec.lr)
+        else: spec.fit(learn, steps, spec.lr)
+    after = _fixed_loss(learn, batch)
+    print(f'{name}: {spec.loss} {before:.4f} -> {after:.4f} in {time.perf_counter() - start:.1f} s')
+    need = 0.85 if spec.loss == 'ce' else 0.7  # the cross-entropy of soft-encoded targets has a floor: their entropy
+    assert after < before * need, f'{name}: its {spec.loss} loss fell only from {before:.4f} to {after:.4f}'
