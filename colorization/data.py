@@ -37,7 +37,7 @@ from .color import _EPS, _KAPPA, _RGB2XYZ, _WHITE, denorm_rgb, gray_rgb, l_ab_to
 __all__ = ['SCAN_VERSION', 'STATUSES', 'CACHE_VERSION', 'sample_folder', 'open_rgb', 'load_rgb', 'walk_files', 'phash', 'dhash',
            'hamming', 'mean_chroma', 'check_file', 'close_pairs', 'components', 'default_cache_dir', 'ScanReport',
            'scan_images', 'report_json', 'scan_cli', 'cache_key', 'square_rgb', 'build_cache', 'split', 'CropDataset',
-           'LabBatch', 'ColorDataLoaders', 'colorization_dls']
+           'LabBatch', 'ColorDataLoaders', 'data_sources', 'usable_images', 'split_sources', 'colorization_dls']
 
 # %% ../nbs/02_data.ipynb #069c7581
 _SAMPLES = (  # file name, scikit-image function, crop (top, bottom, left, right) or None
@@ -609,8 +609,10 @@ class ColorDataLoaders(DataLoaders):
     "fastai `DataLoaders` of colorization batches, with the data's space, size, backbone, cache key and folder, and images."
     def __init__(self, *loaders, space:str, size:int, backbone:str|None, pretrained:bool, cache_key:str,
                  images:np.ndarray, train_idx:np.ndarray, valid_idx:np.ndarray, report:ScanReport|None=None,
-                 cache_dir:Path|None=None, path='.', device=None):
+                 cache_dir:Path|None=None, path='.', device=None, origin:np.ndarray|None=None, sources:list|None=None):
         super().__init__(*loaders, path=path, device=device)
+        self.origin = np.zeros(len(images), int) if origin is None else origin  # each image's source folder (an index of `sources`)
+        self.sources = sources or []  # names of the photo folders
         self.space, self.size, self.backbone, self.pretrained, self.cache_key = space, size, backbone, pretrained, cache_key
         self.images, self.train_idx, self.valid_idx, self.report = images, train_idx, valid_idx, report
         self.cache_dir = cache_dir  # the folder of the data's caches (None: not known)
@@ -653,9 +655,42 @@ class ColorDataLoaders(DataLoaders):
                 ax.imshow(im.permute(1, 2, 0).clamp(0, 1).numpy()); ax.set_title(title, fontsize=8)
         fig.tight_layout()
 
+# %% ../nbs/02_data.ipynb #3db5071e
+def data_sources(source:str|Path|Sequence) -> list[Path]:
+    "The photo folders `source` names: a path, a list of paths, or paths joined by `os.pathsep`."
+    parts = str(source).split(os.pathsep) if isinstance(source, (str, Path)) else [str(s) for s in source]
+    parts = [p for p in parts if p]
+    if not parts: raise ValueError('no photo folder given')
+    return [Path(p).expanduser() for p in parts]
+
+def usable_images(reports:Sequence[ScanReport], dup_dist:int=6) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    "Usable images of several scans: paths, group ids (distinct across folders) and each one's folder index; cross-folder duplicates left out."
+    paths, groups, origin, hashes = [], [], [], []
+    for k, r in enumerate(reports):
+        ok = r.table.status == 'ok'
+        paths += r.usable; origin += [k] * int(ok.sum())
+        groups.append(r.groups() + (0 if not groups else max(g.max(initial=-1) for g in groups) + 1))
+        hashes += list(r.table.phash[ok])
+    groups, origin = (np.concatenate(groups) if groups else np.zeros(0, int)), np.array(origin, int)
+    if len(reports) > 1 and len(paths):
+        pairs = close_pairs(_hash_array(hashes), dup_dist)
+        drop = {int(j) for i, j, _ in pairs if origin[i] != origin[j]}  # j > i: the later folder's copy goes
+        keep = np.array([i for i in range(len(paths)) if i not in drop], int)
+        paths, groups, origin = [paths[i] for i in keep], groups[keep], origin[keep]
+    return paths, groups, origin
+
+def split_sources(groups:np.ndarray, origin:np.ndarray, valid_pct:float=0.2, seed:int=42) -> tuple[np.ndarray, np.ndarray]:
+    "`split` applied to each folder's images on its own (same rule, same seed): a folder added later leaves the others' sides alone."
+    train, valid = [], []
+    for k in np.unique(origin):
+        idx = np.nonzero(origin == k)[0]
+        t, v = split(groups[idx], valid_pct, seed)
+        train.append(idx[t]); valid.append(idx[v])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(valid))
+
 # %% ../nbs/02_data.ipynb #6a4fc49d
 def colorization_dls(
-    source:str|Path, # folder of colour photos (scanned, cleaned, cached)
+    source:str|Path|Sequence, # folder(s) of colour photos (scanned, cleaned, cached): a path, a list, or paths joined by os.pathsep
     space:str='ab', # target space: 'ab' (normalised ab) or 'rgb' (RGB in [-1, 1])
     size:int=128, # training crop size (px)
     bs:int=64, # batch size
@@ -675,20 +710,21 @@ def colorization_dls(
     if space not in ('ab', 'rgb'): raise ValueError(f"space must be 'ab' or 'rgb', got {space!r}")
     if bs < 1 or size < 8: raise ValueError(f'bs must be >= 1 and size >= 8, got bs={bs}, size={size}')
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()  # one folder for every cache of these loaders
-    report = scan_images(source, cache_dir=cache_dir, progress=progress)
-    paths, groups = report.usable, report.groups()
+    reports = [scan_images(s, cache_dir=cache_dir, progress=progress) for s in data_sources(source)]
+    report = reports[0] if len(reports) == 1 else reports
+    paths, groups, origin = usable_images(reports)
     if len(paths) < max(2, min_images):
-        c = report.counts()
+        c = {k: sum(r.counts()[k] for r in reports) for k in reports[0].counts()}
         bad = ', '.join(f'{c[s]} {s}' for s in STATUSES[1:] if c[s]) or 'none'
         raise ValueError(f'{source} has {len(paths)} usable image(s), need at least {max(2, min_images)} '
                          f'({c["total"]} files; excluded: {bad}; colorization-scan {source} lists why)')
     if limit is not None and limit < len(paths):
         keep = np.sort(np.random.default_rng(seed).choice(len(paths), max(limit, 2), replace=False))
-        paths, groups = [paths[i] for i in keep], groups[keep]
+        paths, groups, origin = [paths[i] for i in keep], groups[keep], origin[keep]
     cache_size = round(size * 1.15)
     images = build_cache(paths, cache_size, cache_dir, progress=progress)
     key = cache_key(paths, cache_size)
-    train_idx, valid_idx = split(groups, valid_pct, seed)
+    train_idx, valid_idx = split_sources(groups, origin, valid_pct, seed)
     if not len(train_idx) or not len(valid_idx):
         raise ValueError(f'split of {len(paths)} images with valid_pct={valid_pct} leaves an empty side')
     emb = None
@@ -704,4 +740,4 @@ def colorization_dls(
                        num_workers=num_workers, after_batch=tfm, device=device)
     return ColorDataLoaders(train, valid, space=space, size=size, backbone=backbone, pretrained=pretrained, cache_key=key,
                             images=images, train_idx=train_idx, valid_idx=valid_idx, report=report,
-                            cache_dir=cache_dir, device=device)
+                            cache_dir=cache_dir, device=device, origin=origin, sources=[r.root.name for r in reports])

@@ -28,11 +28,11 @@ import pandas as pd
 import colorization
 
 # %% auto #0
-__all__ = ['PARAMS', 'EXTRA_PARAMS', 'STATUS_FILE', 'ERROR_FILE', 'PARAMS_FILE', 'LOCK_FILE', 'NOTEBOOK_FILE', 'METRICS',
-           'TABLE_COLUMNS', 'GRAY', 'repo_root', 'default_template', 'default_runs_dir', 'train_defaults',
-           'resolve_params', 'run_id', 'expand_grid', 'run_status', 'check_kernel', 'run_experiment', 'check_clean',
-           'plan', 'sweep', 'collect_records', 'gray_baseline', 'to_markdown', 'results_table', 'describe_results',
-           'sample_figure', 'sweep_parser', 'sweep_cli']
+__all__ = ['PARAMS', 'EXTRA_PARAMS', 'DEFAULT_DATA', 'STATUS_FILE', 'ERROR_FILE', 'PARAMS_FILE', 'LOCK_FILE', 'NOTEBOOK_FILE',
+           'METRICS', 'TABLE_COLUMNS', 'GRAY', 'repo_root', 'default_template', 'default_runs_dir', 'train_defaults',
+           'resolve_params', 'data_label', 'run_id', 'expand_grid', 'run_status', 'check_kernel', 'run_experiment',
+           'check_clean', 'plan', 'sweep', 'collect_records', 'gray_baseline', 'to_markdown', 'results_table',
+           'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli']
 
 # %% ../nbs/09_experiment.ipynb #79c63af3
 def repo_root() -> Path|None:
@@ -78,15 +78,24 @@ def resolve_params(params:dict,      # some of `PARAMS` (and `EXTRA_PARAMS`)
     spec = MODELS[p['model']]
     p['seed'] = int(p['seed'])
     p['pretrained'] = bool(p['pretrained']) if spec.backbone else None
-    if p['data'] is not None: p['data'] = str(p['data'])
+    if p['data'] is not None: p['data'] = p['data'] if isinstance(p['data'], str) else os.pathsep.join(map(str, p['data']))
     from colorization.train import check_switches
     check_switches(p['model'], p.get('gan_pretrain'), p.get('bf16', False), p.get('channels_last', False))  # early, not mid-sweep
     return p
 
+DEFAULT_DATA = 'landscapes'  # the original table's photos: runs on them keep the ids they always had
+
+def data_label(data) -> str|None:
+    "The photos of a run by folder name: 'landscapes', 'landscapes+urban' (None: not given)."
+    if data is None: return None
+    from colorization.data import data_sources
+    return '+'.join(p.name for p in data_sources(data))
+
 def run_id(params:dict) -> str:
-    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `bf16`, `cl` when set)."
+    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and the data unless the landscapes, `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `bf16`, `cl` when set)."
     p = params
     parts = [p['model'], p['loss'], f"e{p['epochs']}", f"lr{p['lr']:g}", f"bs{p['bs']}", f"s{p['size']}", f"seed{p['seed']}"]
+    if data_label(p.get('data')) not in (None, DEFAULT_DATA): parts.append(data_label(p['data']))
     if p.get('pretrained') is False: parts.append('scratch')
     if p.get('limit') is not None: parts.append(f"n{p['limit']}")
     if p.get('embed_size') is not None: parts.append(f"emb{p['embed_size']}")
@@ -262,7 +271,7 @@ def plan(grid:dict|list|str|Path,      # see `expand_grid`
     rows, seen = [], set()
     bad = []
     for r in expand_grid(grid, **overrides):
-        if data is not None and r.get('data') is None: r = {**r, 'data': str(data)}
+        if data is not None and r.get('data') is None: r = {**r, 'data': data if isinstance(data, str) else os.pathsep.join(map(str, data))}
         try: p = resolve_params(r)
         except ValueError as e: bad.append(f'{r}: {e}'); continue
         rid = run_id(p)
@@ -270,7 +279,7 @@ def plan(grid:dict|list|str|Path,      # see `expand_grid`
         seen.add(rid)
         status = run_status(runs_dir / rid)
         recorded = (_read_json(runs_dir / rid / PARAMS_FILE) or {}).get('data')
-        if status == 'complete' and p['data'] and recorded and Path(recorded).name != Path(p['data']).name:
+        if status == 'complete' and p['data'] and recorded and data_label(recorded) != data_label(p['data']):
             warnings.warn(f'{rid} is complete with photos from {recorded}, not {p["data"]}: kept (delete its folder to run it again)')
         rows.append({'run_id': rid, 'status': status, 'params': p})
     if bad: raise ValueError('the grid has invalid runs (nothing was run):\n  ' + '\n  '.join(bad))
@@ -393,9 +402,14 @@ def _sort_runs(df:pd.DataFrame) -> pd.DataFrame:
 # %% ../nbs/09_experiment.ipynb #98166fec
 def _find_data(recorded:str|Path|None) -> Path|None:
     "The photo folder of a record: the recorded path where it exists, else `$COLORIZATION_DATA` (if it has the same name)."
-    if recorded and Path(recorded).is_dir(): return Path(recorded)
+    from colorization.train import data_folder
+    if recorded:
+        try: return data_folder(recorded)  # the recorded folders, or their names under $COLORIZATION_DATA_ROOT
+        except FileNotFoundError: pass
     env = os.environ.get('COLORIZATION_DATA')
-    if env and Path(env).is_dir() and (not recorded or Path(env).name == Path(recorded).name): return Path(env)
+    if env and (not recorded or data_label(env) == data_label(recorded)):
+        try: return data_folder(env)
+        except FileNotFoundError: return None
     return None
 
 def _none(v):
@@ -405,7 +419,7 @@ def _none(v):
 def _group_key(r) -> dict:
     "What fixes a run's validation images."
     data, limit, valid_pct = _none(r.get('data')), _none(r.get('limit')), _none(r.get('valid_pct'))
-    return {'data': Path(data).name if data else None, 'size': int(r['size']), 'seed': int(r['seed']),
+    return {'data': data_label(data), 'size': int(r['size']), 'seed': int(r['seed']),
             'limit': None if limit is None else int(limit), 'valid_pct': 0.2 if valid_pct is None else float(valid_pct)}
 
 def _key_name(key:dict) -> str:
@@ -443,7 +457,7 @@ def gray_baseline(data:str|Path|None,           # photo folder (default `$COLORI
     return metrics
 
 # %% ../nbs/09_experiment.ipynb #8c8c5b8e
-TABLE_COLUMNS = ['Model', 'Epochs', 'Learning rate', 'Batch Size', 'Loss Fn', 'Validation error', 'Size (px)', 'PSNR (dB)',
+TABLE_COLUMNS = ['Model', 'Data', 'Epochs', 'Learning rate', 'Batch Size', 'Loss Fn', 'Validation error', 'Size (px)', 'PSNR (dB)',
                  'SSIM', 'ΔE2000', 'Colourfulness', 'Colourfulness (truth)', 'Pretrained backbone', 'Training time (s)',
                  'Images/s', 'Trained on', 'Code', 'Run']
 GRAY = 'gray (ab = 0)'
@@ -456,15 +470,15 @@ def _pretrained(model:str, pretrained) -> str:
     return 'yes' if pretrained in (True, 'True', 'true', 1) else 'no'
 
 def _table_row(r) -> dict:
-    return {'Model': r['model'], 'Epochs': r['epochs'], 'Learning rate': r['lr'], 'Batch Size': r['bs'],
+    return {'Model': r['model'], 'Data': data_label(_none(r['data'])) or DEFAULT_DATA, 'Epochs': r['epochs'], 'Learning rate': r['lr'], 'Batch Size': r['bs'],
             'Loss Fn': _LOSS_NAMES.get(r['loss'], r['loss']), 'Validation error': r['valid_loss'], 'Size (px)': r['size'],
             'PSNR (dB)': r['psnr'], 'SSIM': r['ssim'], 'ΔE2000': r['delta_e2000'], 'Colourfulness': r['colorfulness_pred'],
             'Colourfulness (truth)': r['colorfulness_true'], 'Pretrained backbone': _pretrained(r['model'], r['pretrained']),
             'Training time (s)': r['train_seconds'], 'Images/s': r['images_per_second'],
             'Trained on': r.get('hardware'), 'Code': r.get('code'), 'Run': r['run_id']}
 
-def _gray_row(m:dict, size:int) -> dict:
-    return {'Model': GRAY, 'Size (px)': size, 'PSNR (dB)': m['psnr'], 'SSIM': m['ssim'], 'ΔE2000': m['delta_e2000'],
+def _gray_row(m:dict, size:int, data:str|None=None) -> dict:
+    return {'Model': GRAY, 'Data': data or DEFAULT_DATA, 'Size (px)': size, 'PSNR (dB)': m['psnr'], 'SSIM': m['ssim'], 'ΔE2000': m['delta_e2000'],
             'Colourfulness': m['colorfulness_pred'], 'Colourfulness (truth)': m['colorfulness_true'], 'Pretrained backbone': '—'}
 
 _FORMATS = {'Learning rate': '{:g}', 'Validation error': '{:.4f}', 'PSNR (dB)': '{:.2f}', 'SSIM': '{:.3f}', 'ΔE2000': '{:.2f}',
@@ -501,7 +515,7 @@ def results_table(runs_dir:str|Path|None=None,  # folder of run records
             try:
                 m = gray_baseline(data or members[0]['data'], size=k['size'], seed=k['seed'], limit=k['limit'],
                                   valid_pct=k['valid_pct'], runs_dir=runs_dir, cache_dir=cache_dir, progress=progress)
-                rows.append(_gray_row(m, k['size']))
+                rows.append(_gray_row(m, k['size'], k['data']))
             except FileNotFoundError as e: warnings.warn(f'no gray baseline for {k}: {e}')
         rows += [_table_row(r) for r in members]
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -607,7 +621,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', nargs='+', type=int, help='seed(s)')
     p.add_argument('--limit', type=int, help='use at most this many photos (quick sweeps)')
     p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=None, help='pretrained backbones (fusion models)')
-    p.add_argument('--data', help='folder of colour photos (default: $COLORIZATION_DATA)')
+    p.add_argument('--data', nargs='+', help='folder(s) of colour photos (default: $COLORIZATION_DATA)')
     p.add_argument('--runs-dir', default=None, help='folder of run records (default: data/runs of the repository)')
     p.add_argument('--template', default=None, help='template notebook (default: nbs/experiments/train.ipynb)')
     p.add_argument('--cache-dir', default=None, help='image and embedding cache folder')

@@ -24,22 +24,29 @@ import torch
 from fastai.torch_core import set_seed
 
 import colorization
-from .data import colorization_dls
+from .data import colorization_dls, data_sources
 from .learner import colorization_learner, keep_freed_memory, save_checkpoint, show_results
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['CODE_EXCLUDE', 'data_folder', 'git_state', 'pins', 'off_pins', 'environment', 'run_settings', 'plot_curves',
-           'gan_models', 'check_switches', 'file_sha256', 'train', 'parser', 'main', 'rescore']
+__all__ = ['CODE_EXCLUDE', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment', 'run_settings',
+           'plot_curves', 'gan_models', 'check_switches', 'file_sha256', 'train', 'parser', 'main', 'rescore']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
-def data_folder(data:str|Path|None=None) -> Path:
-    "The photo folder: `data`, else `$COLORIZATION_DATA`; a clear error if neither is a folder."
+def data_folder(data:str|Path|list|None=None) -> Path|list[Path]:
+    "The photo folder(s): `data`, else `$COLORIZATION_DATA`; a clear error for any that is not a folder."
     data = data or os.environ.get('COLORIZATION_DATA')
     if not data: raise FileNotFoundError('no data folder: pass --data DIR (a folder of colour photos) or set COLORIZATION_DATA')
-    path = Path(data).expanduser()
-    if not path.is_dir(): raise FileNotFoundError(f'data folder {path} does not exist or is not a folder')
-    return path
+    root, paths = os.environ.get('COLORIZATION_DATA_ROOT'), []
+    for path in data_sources(data):
+        if not path.is_dir() and root and not path.is_absolute() and (Path(root) / path).is_dir(): path = Path(root) / path
+        if not path.is_dir(): raise FileNotFoundError(f'data folder {path} does not exist or is not a folder')
+        paths.append(path)
+    return paths[0] if len(paths) == 1 else paths
+
+def data_name(folder:Path|list[Path]) -> str:
+    "How a record names its photos: the folders' names (not a machine's paths), joined by '+'."
+    return '+'.join(p.name for p in ([folder] if isinstance(folder, Path) else folder))
 
 # %% ../nbs/06a_train.ipynb #77736696
 def _git(*args:str, at:str|Path|None=None) -> str|None:
@@ -185,7 +192,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     kept = bool(keep_memory) and keep_freed_memory()  # glibc: freed tensors' memory reused, not faulted in anew every step
     # the data folder is recorded by name, not by a machine's absolute path, so records can be shared
-    config = dict(model=model, data=folder.name if folder.is_absolute() else str(folder), bs=bs, epochs=epochs, lr=lr, loss=loss, size=size, seed=seed,
+    config = dict(model=model, data=data_name(folder), bs=bs, epochs=epochs, lr=lr, loss=loss, size=size, seed=seed,
                   pretrained=bool(pretrained) if spec.backbone else None, backbone=spec.backbone, limit=limit,
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
                   bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept)
@@ -237,7 +244,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--epochs', type=int, default=None, help="epochs (default: the model's)")
     p.add_argument('--lr', type=float, default=None, help="maximum learning rate (default: the model's)")
     p.add_argument('--loss', default=None, choices=sorted({l for s in MODELS.values() for l in s.losses}), help="loss (default: the model's)")
-    p.add_argument('--data', default=None, help='folder of colour photos (default: $COLORIZATION_DATA)')
+    p.add_argument('--data', nargs='+', default=None, help='folder(s) of colour photos (default: $COLORIZATION_DATA)')
     p.add_argument('--size', type=int, default=None, help="training crop size in pixels (default: the model's)")
     p.add_argument('--seed', type=int, default=42, help='random seed (default: 42)')
     p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True,
