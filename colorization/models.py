@@ -233,6 +233,7 @@ class ModelSpec:
     kwargs:dict=field(default_factory=dict)  # default builder keyword arguments
     bs:int=64                      # default batch size
     epochs:int=30                  # default epochs (the reported protocol's)
+    encoder:str|None=None          # a pretrained backbone inside the model (trained with it), whose weights `pretrained` switches
     embed_size:int|None=None       # backbone input size for the embeddings (default: the backbone's own)
     weights_note:str=''            # where the backbone's weights come from
     learner:Callable|None=None     # learner(dls, model, loss=..., path=...) for models with their own (default: the standard one)
@@ -319,3 +320,22 @@ register(ModelSpec('labclass', 'ab', 'bins', 'ce', ('ce',), None, 128, 3e-3,
 register(ModelSpec('labgan', 'ab', 'ab', 'gan', ('gan', 'lsgan'), None, 128, 1e-3,
                    'U-Net generator (ResNet-18 body) pre-trained with L1, then against a PatchGAN critic on (L, ab) (pix2pix)',
                    build=_labgan, learner=_gan_learner, fit=_fit_gan))
+
+def _effunet(**kwargs) -> nn.Module:
+    "`colorization.unet.EffUnet` (imported here, when needed)."
+    from colorization.unet import EffUnet
+    return EffUnet(**kwargs)
+
+def _unet_learner(dls, model, **kwargs):
+    from colorization.unet import unet_learner
+    return unet_learner(dls, model, **kwargs)
+
+def _fit_unet(learn, epochs:int, lr:float):
+    from colorization.unet import fit_unet
+    return fit_unet(learn, epochs, lr)
+
+for _name, _bb, _what in [('effunet', 'efficientnet_lite0', 'Lite0'), ('effunet2', 'efficientnet_lite2', 'Lite2')]:
+    register(ModelSpec(_name, 'ab', 'ab', 'perceptual', ('perceptual', 'huber', 'mse'), None, 128, 2e-3,
+                       f'U-Net on a pretrained EfficientNet-{_what} encoder, its global embedding fused into the bottleneck; '
+                       'Huber + feature loss; encoder frozen, then fine-tuned',
+                       build=_effunet, learner=_unet_learner, fit=_fit_unet, encoder=_bb, kwargs=dict(backbone=_bb)))

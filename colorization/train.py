@@ -150,7 +150,7 @@ def _check_gan_pretrain(model:str, gan_pretrain:float):
 def check_switches(model:str, gan_pretrain:float|None=None, bf16:bool=False, channels_last:bool=False):
     "A clear error for a training switch the model cannot take (before any data is read)."
     if gan_pretrain is not None: _check_gan_pretrain(model, gan_pretrain)
-    if (bf16 or channels_last) and getattr(MODELS[model], 'learner', None) is not None:
+    if (bf16 or channels_last) and model in gan_models():
         raise ValueError(f'--bf16 and --channels-last are for the models trained by colorization_learner; {model!r} has its own learner')
 
 # %% ../nbs/06a_train.ipynb #3e3c640c
@@ -188,12 +188,13 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     spec = MODELS[model]
     check_switches(model, gan_pretrain, bf16, channels_last)
     folder = data_folder(data)
-    fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else {}
+    fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else \
+                dict(pretrained=bool(pretrained)) if spec.encoder else {}
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     kept = bool(keep_memory) and keep_freed_memory()  # glibc: freed tensors' memory reused, not faulted in anew every step
     # the data folder is recorded by name, not by a machine's absolute path, so records can be shared
     config = dict(model=model, data=data_name(folder), bs=bs, epochs=epochs, lr=lr, loss=loss, size=size, seed=seed,
-                  pretrained=bool(pretrained) if spec.backbone else None, backbone=spec.backbone, limit=limit,
+                  pretrained=bool(pretrained) if spec.backbone or spec.encoder else None, backbone=spec.backbone or spec.encoder, limit=limit,
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
                   bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept)
     env = environment()  # taken as the run starts: the code it imported
