@@ -79,6 +79,7 @@ class EffUnet(ColorModel):
         for skip, w in zip(reversed(c[:-1]), widths): ups.append(UpBlock(n, skip, w)); n = w
         self.ups = nn.ModuleList(ups)
         self.out = nn.Conv2d(n, 2, 3, padding=1)
+        nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)  # starts at gray (ab = 0), not at random saturated colour
 
     def forward(self, l:Tensor) -> Tensor:
         feats, emb = self.encoder(l)
@@ -119,7 +120,7 @@ class FeatureDistance(nn.Module):
 class FeatureLoss(Callback):
     "Adds `weight` x the feature distance of the rebuilt photos to the learner's loss (needs the input L: a callback)."
     order = 11  # after `BF16Autocast.after_pred`: the prediction is float32 again
-    def __init__(self, weight:float=0.05, backbone:str='efficientnet_lite0', pretrained:bool=True):
+    def __init__(self, weight:float=0.005, backbone:str='efficientnet_lite0', pretrained:bool=True):
         self.weight, self.dist = weight, FeatureDistance(backbone, pretrained=pretrained)
 
     def after_loss(self):
@@ -133,7 +134,7 @@ class FeatureLoss(Callback):
 # %% ../nbs/07b_unet.ipynb #70f27b96
 UNET_LOSSES = ('perceptual', 'huber', 'mse')
 
-def unet_learner(dls, model, loss:str='perceptual', feature_weight:float=0.05, cbs=None, **kwargs):
+def unet_learner(dls, model, loss:str='perceptual', feature_weight:float=0.005, cbs=None, **kwargs):
     "`colorization_learner` for an `EffUnet`: its splitter, and the feature loss for `loss='perceptual'`."
     from colorization.learner import colorization_learner
     if loss not in UNET_LOSSES: raise ValueError(f'the U-Net trains with {", ".join(UNET_LOSSES)}, not {loss!r}')
