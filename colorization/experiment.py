@@ -29,10 +29,10 @@ import colorization
 
 # %% auto #0
 __all__ = ['PARAMS', 'EXTRA_PARAMS', 'DEFAULT_DATA', 'STATUS_FILE', 'ERROR_FILE', 'PARAMS_FILE', 'LOCK_FILE', 'NOTEBOOK_FILE',
-           'METRICS', 'TABLE_COLUMNS', 'GRAY', 'repo_root', 'default_template', 'default_runs_dir', 'train_defaults',
-           'resolve_params', 'data_label', 'run_id', 'expand_grid', 'run_status', 'check_kernel', 'run_experiment',
-           'check_clean', 'plan', 'sweep', 'collect_records', 'gray_baseline', 'to_markdown', 'results_table',
-           'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli']
+           'METRICS', 'EVAL_COLUMNS', 'TABLE_COLUMNS', 'GRAY', 'repo_root', 'default_template', 'default_runs_dir',
+           'train_defaults', 'resolve_params', 'data_label', 'run_id', 'expand_grid', 'run_status', 'check_kernel',
+           'run_experiment', 'check_clean', 'plan', 'sweep', 'collect_records', 'gray_baseline', 'to_markdown',
+           'results_table', 'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli']
 
 # %% ../nbs/09_experiment.ipynb #79c63af3
 def repo_root() -> Path|None:
@@ -358,6 +358,18 @@ def _hardware(env:dict) -> str|None:
     off = env.get('off_pins', off_pins(env))  # records from before `off_pins` was recorded: checked against today's pins
     return None if where is None else where + ''.join(f'; {k} {v}' for k, v in off.items())
 
+EVAL_COLUMNS = ('realism_fd', 'cf_abs_gap', 'cf_signed_gap', 'improved_share', 'psnr_median', 'gray_psnr_median',
+                'urban_psnr', 'urban_psnr_median', 'urban_gray_psnr_median', 'urban_delta_e2000', 'urban_colorfulness_pred',
+                'urban_improved_share')
+
+def _evaluation(run_dir:Path, weights_sha256:str|None) -> dict:
+    "The per-photo evaluation of a run (`colorization.train.evaluate_run`), when it scored the weights its record names."
+    ev = _read_json(run_dir / 'evaluation.json') or {}
+    if not ev or ev.get('weights_sha256') != weights_sha256: return dict.fromkeys(EVAL_COLUMNS)
+    a, u = ev['all'], ev.get('folders', {}).get('urban') or {}
+    return {**{k: a.get(k) for k in EVAL_COLUMNS[:6]}, **{f'urban_{k}': u.get(k) for k in
+            ('psnr', 'psnr_median', 'gray_psnr_median', 'delta_e2000', 'colorfulness_pred', 'improved_share')}}
+
 def _code_state(env:dict) -> str:
     "Whether a run's code was committed: 'committed', 'uncommitted changes' or 'not recorded' (records without the flag)."
     return {True: 'uncommitted changes', False: 'committed'}.get(env.get('dirty'), 'not recorded')
@@ -384,10 +396,11 @@ def collect_records(runs_dir:str|Path|None=None) -> pd.DataFrame:
                    hardware=_hardware(config.get('environment') or {}), code=_code_state(config.get('environment') or {}),
                    git_commit=(config.get('environment') or {}).get('git_commit'),
                    checkpoint_epoch=metrics.get('checkpoint_epoch'), weights_sha256=metrics.get('weights_sha256'))
+        row.update(_evaluation(d, metrics.get('weights_sha256')))
         rows.append(row)
     cols = ['run_id', 'status', *PARAMS, 'valid_pct', 'n_train', 'n_valid', *METRICS, 'train_loss', 'train_seconds',
             'images_per_second', 'run_seconds', 'finished', 'error', 'checkpoint', 'hardware', 'code', 'git_commit',
-            'checkpoint_epoch', 'weights_sha256']
+            'checkpoint_epoch', 'weights_sha256', *EVAL_COLUMNS]
     return _sort_runs(pd.DataFrame(rows, columns=cols))
 
 def _sort_runs(df:pd.DataFrame) -> pd.DataFrame:
@@ -459,7 +472,8 @@ def gray_baseline(data:str|Path|None,           # photo folder (default `$COLORI
 # %% ../nbs/09_experiment.ipynb #8c8c5b8e
 TABLE_COLUMNS = ['Model', 'Data', 'Epochs', 'Learning rate', 'Batch Size', 'Loss Fn', 'Validation error', 'Size (px)', 'PSNR (dB)',
                  'SSIM', 'ΔE2000', 'Colourfulness', 'Colourfulness (truth)', 'Pretrained backbone', 'Training time (s)',
-                 'Images/s', 'Trained on', 'Code', 'Run']
+                 'Images/s', 'Realism (FD)', '|ΔCF|', 'Improved', 'Urban PSNR (median, gray)', 'Urban improved',
+                 'Trained on', 'Code', 'Run']
 GRAY = 'gray (ab = 0)'
 _LOSS_NAMES = {'mse': 'MSE', 'huber': 'Huber', 'ce': 'CE', 'gan': 'L1 + GAN', 'lsgan': 'L1 + LSGAN', 'perceptual': 'Huber + feature'}  # as the table shows them
 
@@ -475,7 +489,14 @@ def _table_row(r) -> dict:
             'PSNR (dB)': r['psnr'], 'SSIM': r['ssim'], 'ΔE2000': r['delta_e2000'], 'Colourfulness': r['colorfulness_pred'],
             'Colourfulness (truth)': r['colorfulness_true'], 'Pretrained backbone': _pretrained(r['model'], r['pretrained']),
             'Training time (s)': r['train_seconds'], 'Images/s': r['images_per_second'],
+            'Realism (FD)': r.get('realism_fd'), '|ΔCF|': r.get('cf_abs_gap'), 'Improved': r.get('improved_share'),
+            'Urban PSNR (median, gray)': _pair(r.get('urban_psnr_median'), r.get('urban_gray_psnr_median')),
+            'Urban improved': r.get('urban_improved_share'),
             'Trained on': r.get('hardware'), 'Code': r.get('code'), 'Run': r['run_id']}
+
+def _pair(a, b) -> str|None:
+    "'25.10 (24.80)': a median and the gray input's."
+    return None if _none(a) is None or _none(b) is None else f'{a:.2f} ({b:.2f})'
 
 def _gray_row(m:dict, size:int, data:str|None=None) -> dict:
     return {'Model': GRAY, 'Data': data or DEFAULT_DATA, 'Size (px)': size, 'PSNR (dB)': m['psnr'], 'SSIM': m['ssim'], 'ΔE2000': m['delta_e2000'],
@@ -483,7 +504,8 @@ def _gray_row(m:dict, size:int, data:str|None=None) -> dict:
 
 _FORMATS = {'Learning rate': '{:g}', 'Validation error': '{:.4f}', 'PSNR (dB)': '{:.2f}', 'SSIM': '{:.3f}', 'ΔE2000': '{:.2f}',
             'Colourfulness': '{:.1f}', 'Colourfulness (truth)': '{:.1f}', 'Training time (s)': '{:,.0f}', 'Images/s': '{:.1f}',
-            'Epochs': '{:.0f}', 'Batch Size': '{:.0f}', 'Size (px)': '{:.0f}'}
+            'Epochs': '{:.0f}', 'Batch Size': '{:.0f}', 'Size (px)': '{:.0f}', 'Realism (FD)': '{:.1f}', '|ΔCF|': '{:.1f}',
+            'Improved': '{:.0%}', 'Urban improved': '{:.0%}'}
 
 def to_markdown(table:pd.DataFrame, links:bool=True) -> str:
     "The results table as a GitHub markdown table (missing values as —, run ids linked to their folders)."
@@ -525,7 +547,15 @@ def results_table(runs_dir:str|Path|None=None,  # folder of run records
         note = (f'\nBuilt by `colorization.experiment.results_table` from {len(recs)} complete run record(s) in this folder. '
                 f'{GRAY}: the input lightness with zero chroma, measured on the same validation images. Validation error is '
                 "each run's own loss in its own output space (RGB for basic, ab for the others): compare models with the "
-                'colour metrics (PSNR and SSIM higher, ΔE2000 lower is better; colourfulness against the truth\'s).\n')
+                'colour metrics (PSNR and SSIM higher, ΔE2000 lower is better; colourfulness against the truth\'s). '
+                'Every row describes the weights its record names (`checkpoint_epoch`, `weights_sha256` in metrics.json). '
+                'Realism (FD): Fréchet distance of EfficientNet-Lite2 features of the colorized and the true validation photos '
+                '(lower is better; not comparable with published FID). |ΔCF|: mean per-photo colourfulness gap to the truth. '
+                'Improved: share of validation photos whose PSNR beats the gray input; the urban columns: the same on the '
+                'city photos of the split alone (median PSNR, the gray input\'s in brackets). These come from each run\'s '
+                'evaluation.json, shown only when it scored the same weights file. '
+                'Trained on: the GPU, or the CPU\'s cores, and any package whose version differs from the pins. '
+                'Code: whether the checkout was committed when the run started ("not recorded": records from before the flag).\n')
         (runs_dir / 'results.md').write_text(to_markdown(table) + note)
     return table
 

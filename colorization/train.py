@@ -30,7 +30,8 @@ from .models import MODELS, create_model
 
 # %% auto #0
 __all__ = ['CODE_EXCLUDE', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment', 'run_settings',
-           'plot_curves', 'gan_models', 'check_switches', 'file_sha256', 'train', 'parser', 'main', 'rescore']
+           'plot_curves', 'gan_models', 'check_switches', 'file_sha256', 'train', 'parser', 'main', 'run_dls',
+           'rescore', 'evaluate', 'evaluate_run', 'paired_bootstrap']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|list|None=None) -> Path|list[Path]:
@@ -82,7 +83,8 @@ def pins() -> dict[str, str]:
 
 def off_pins(env:dict) -> dict[str, str]:
     "Packages of `env` whose version differs from the pins: name -> 'version (pin X)'."
-    return {k: f'{env[k]} (pin {v})' for k, v in pins().items() if k in env and env[k] is not None and env[k] != v}
+    return {k: f'{env[k]} (pin {v})' for k, v in pins().items()
+            if k in env and env[k] is not None and str(env[k]).split('+')[0] != v}  # '2.14.1+cpu' is the pinned 2.14.1
 
 def environment() -> dict:
     "Versions, the code's git state and the hardware a run depends on."
@@ -283,6 +285,14 @@ def main(argv:list[str]|None=None) -> int:
     return 0
 
 # %% ../nbs/06a_train.ipynb #33a2534d
+def run_dls(cfg:dict, data=None, cache_dir=None):
+    "The DataLoaders a run's `config.json` describes (its data, size, batch size, seed, subset, split and backbone)."
+    spec = MODELS[cfg['model']]
+    return colorization_dls(data_folder(data), space=spec.space, size=cfg['size'], bs=cfg['bs'], backbone=spec.backbone,
+                            pretrained=bool(cfg.get('pretrained', True)), valid_pct=cfg['valid_pct'], seed=cfg['seed'],
+                            cache_dir=cache_dir, limit=cfg.get('limit'), progress=False,
+                            **({'embed_size': cfg['embed_size']} if spec.backbone else {}))
+
 def rescore(run:str|Path,                  # a run folder (its `config.json` and `model.safetensors`)
             checkpoint:str|Path|None=None, # weights to score instead of the run's own (e.g. the shipped model)
             data:str|Path|None=None,       # the photos; default: `$COLORIZATION_DATA`
@@ -293,13 +303,79 @@ def rescore(run:str|Path,                  # a run folder (its `config.json` and
     run = Path(run)
     cfg = json.loads((run / 'config.json').read_text())
     model, _ = load_checkpoint(checkpoint or run / 'model.safetensors', model=cfg['model'])
-    spec = MODELS[cfg['model']]
-    dls = colorization_dls(data_folder(data), space=spec.space, size=cfg['size'], bs=cfg['bs'], backbone=spec.backbone,
-                           pretrained=bool(cfg.get('pretrained', True)), valid_pct=cfg['valid_pct'], seed=cfg['seed'],
-                           cache_dir=cache_dir, limit=cfg.get('limit'), progress=False,
-                           **({'embed_size': cfg['embed_size']} if spec.backbone else {}))
+    spec, dls = MODELS[cfg['model']], run_dls(cfg, data, cache_dir)
     make_learner = getattr(spec, 'learner', None) or colorization_learner
     learn = make_learner(dls, model, loss=cfg['loss'], path=Path(tempfile.mkdtemp()), csv=False)
     vals = learn.validate()
     names = [n.replace(' ', '_') for n in learn.recorder.metric_names[2:-1]]  # 'valid_loss' and the metrics
     return {n: float(v) for n, v in zip(names, vals) if v is not None}
+
+# %% ../nbs/06a_train.ipynb #e4b09eaa
+def _valid_predictions(model, dls, bs:int=64):
+    "Per batch of the validation set: (predicted RGB, gray RGB, true RGB)."
+    from colorization.learner import predict_batch, truth_rgb
+    for *xb, y in dls.valid:
+        pred, gray = predict_batch(model, tuple(xb))
+        yield pred.float(), gray.float(), truth_rgb(xb[0], y).float()
+
+def _cached_truth_features(dls, truth:torch.Tensor) -> torch.Tensor:
+    "Realism features of the true validation photos, computed once per validation set."
+    from colorization.metrics import REALISM_BACKBONE, realism_features
+    key = hashlib.sha1(f'{dls.cache_key}|{dls.size}|{list(dls.valid_idx)}'.encode()).hexdigest()[:16]
+    f = Path(dls.cache_dir) / f'realism-{REALISM_BACKBONE}-{key}.npy'
+    if f.is_file(): return torch.from_numpy(np.load(f))
+    feats = realism_features(truth)
+    np.save(f, feats.numpy())
+    return feats
+
+def evaluate(model, dls) -> tuple[dict, pd.DataFrame]:
+    "Per-photo PSNR, ΔE2000 and colourfulness of `model` and of the gray input on the validation set; the summary, whole and per folder, with realism."
+    from colorization.metrics import colourfulness_gap, colorfulness, delta_e2000, frechet_distance, psnr, realism_features, ssim
+    model = model.eval()
+    rows, preds, truths, grays = [], [], [], []
+    for pred, gray, truth in _valid_predictions(model, dls):
+        rows.append(pd.DataFrame({'psnr': psnr(pred, truth, reduction='none'), 'ssim': ssim(pred, truth, reduction='none'),
+                                  'delta_e2000': delta_e2000(pred, truth, reduction='none'),
+                                  'cf_pred': colorfulness(pred, reduction='none'), 'cf_true': colorfulness(truth, reduction='none'),
+                                  'gray_psnr': psnr(gray, truth, reduction='none'), 'gray_delta_e2000': delta_e2000(gray, truth, reduction='none')}))
+        preds.append(pred); truths.append(truth); grays.append(gray)
+    per = pd.concat(rows, ignore_index=True)
+    per.insert(0, 'folder', [dls.sources[k] if dls.sources else '' for k in dls.origin[dls.valid_idx]])
+    per['improved'] = per.psnr > per.gray_psnr
+    def summary(d:pd.DataFrame) -> dict:
+        return {'n': len(d), 'psnr': d.psnr.mean(), 'psnr_median': d.psnr.median(), 'gray_psnr': d.gray_psnr.mean(),
+                'gray_psnr_median': d.gray_psnr.median(), 'ssim': d.ssim.mean(), 'delta_e2000': d.delta_e2000.mean(),
+                'gray_delta_e2000': d.gray_delta_e2000.mean(), 'colorfulness_pred': d.cf_pred.mean(), 'colorfulness_true': d.cf_true.mean(),
+                **colourfulness_gap(torch.tensor(d.cf_pred.values), torch.tensor(d.cf_true.values)), 'improved_share': d.improved.mean()}
+    out = {'all': summary(per), 'folders': {k: summary(g) for k, g in per.groupby('folder')} if dls.sources else {}}
+    truth_f = _cached_truth_features(dls, torch.cat(truths))
+    out['all']['realism_fd'] = frechet_distance(realism_features(torch.cat(preds)), truth_f)
+    out['all']['gray_realism_fd'] = frechet_distance(realism_features(torch.cat(grays)), truth_f)
+    return json.loads(json.dumps(out, default=float)), per
+
+def evaluate_run(run:str|Path,                  # a run folder
+                 checkpoint:str|Path|None=None, # weights to score instead of the run's own
+                 data:str|Path|None=None, cache_dir:str|Path|None=None,
+                 write:bool=True,               # write `evaluation.json` and `per_photo.csv` into the run folder
+                 ) -> tuple[dict, pd.DataFrame]:
+    "`evaluate` a run's weights on its own validation photos (see `rescore`); the summary names the weights it scored."
+    from colorization.learner import load_checkpoint
+    run = Path(run)
+    cfg = json.loads((run / 'config.json').read_text())
+    ck = Path(checkpoint or run / 'model.safetensors')
+    model, _ = load_checkpoint(ck, model=cfg['model'])
+    dls = run_dls(cfg, data, cache_dir)
+    summary, per = evaluate(model, dls)
+    summary.update(weights_sha256=file_sha256(ck), realism_backbone='efficientnet_lite2', **git_state())
+    if write:
+        (run / 'evaluation.json').write_text(json.dumps(summary, indent=2))
+        per.round(4).to_csv(run / 'per_photo.csv', index=False)
+    return summary, per
+
+def paired_bootstrap(a, b, n:int=10000, seed:int=0, ci:float=0.95) -> dict:
+    "Mean of the paired differences a - b (per photo) and its bootstrap `ci` interval."
+    d = np.asarray(a, float) - np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), (n, len(d)))].mean(1)
+    lo, hi = np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2])
+    return {'mean': float(d.mean()), 'lo': float(lo), 'hi': float(hi), 'n': len(d)}
