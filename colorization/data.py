@@ -705,6 +705,7 @@ def colorization_dls(
     device=None, # where batches go (default: fastai's default device)
     progress:bool=True, # progress bars while scanning and caching
     min_images:int=2, # fewer usable images than this is an error
+    valid_only:bool=False, # with a backbone: embed only the validation images (for scoring a model, not training one)
 ) -> ColorDataLoaders:
     "fastai DataLoaders of `(l, target)` (or `(l, emb, target)` with a backbone) batches from a folder of photos."
     if space not in ('ab', 'rgb'): raise ValueError(f"space must be 'ab' or 'rgb', got {space!r}")
@@ -730,8 +731,12 @@ def colorization_dls(
     emb = None
     if backbone is not None:
         from colorization.backbones import cached_embeddings
-        emb = cached_embeddings(images, key, backbone, pretrained, cache_dir,
-                                input_size=embed_size, progress=progress)
+        if valid_only:  # scoring only: embed the validation images (the training rows stay zero and must not be used)
+            vkey = hashlib.sha1(f'{key}|valid|{valid_idx.tolist()}'.encode()).hexdigest()[:20]
+            part = cached_embeddings(np.ascontiguousarray(images[valid_idx]), vkey, backbone, pretrained, cache_dir,
+                                     input_size=embed_size, progress=progress)
+            emb = np.zeros((len(images), part.shape[1]), np.float32); emb[valid_idx] = part
+        else: emb = cached_embeddings(images, key, backbone, pretrained, cache_dir, input_size=embed_size, progress=progress)
     device = default_device() if device is None else device
     tfm = LabBatch(space)
     train = DataLoader(CropDataset(images, train_idx, size, True, emb), bs=bs, shuffle=True, drop_last=len(train_idx) > bs,

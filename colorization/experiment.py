@@ -32,7 +32,7 @@ __all__ = ['PARAMS', 'EXTRA_PARAMS', 'DEFAULT_DATA', 'STATUS_FILE', 'ERROR_FILE'
            'METRICS', 'EVAL_COLUMNS', 'TABLE_COLUMNS', 'GRAY', 'repo_root', 'default_template', 'default_runs_dir',
            'train_defaults', 'resolve_params', 'data_label', 'run_id', 'expand_grid', 'run_status', 'check_kernel',
            'run_experiment', 'check_clean', 'plan', 'sweep', 'collect_records', 'gray_baseline', 'to_markdown',
-           'results_table', 'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli']
+           'results_table', 'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli', 'render_readme']
 
 # %% ../nbs/09_experiment.ipynb #79c63af3
 def repo_root() -> Path|None:
@@ -472,7 +472,7 @@ def gray_baseline(data:str|Path|None,           # photo folder (default `$COLORI
 # %% ../nbs/09_experiment.ipynb #8c8c5b8e
 TABLE_COLUMNS = ['Model', 'Data', 'Epochs', 'Learning rate', 'Batch Size', 'Loss Fn', 'Validation error', 'Size (px)', 'PSNR (dB)',
                  'SSIM', 'ΔE2000', 'Colourfulness', 'Colourfulness (truth)', 'Pretrained backbone', 'Training time (s)',
-                 'Images/s', 'Realism (FD)', '|ΔCF|', 'Improved', 'Urban PSNR (median, gray)', 'Urban improved',
+                 'Images/s', 'Realism (FD)', 'ΔCF (abs)', 'Improved', 'Urban PSNR (median, gray)', 'Urban improved',
                  'Trained on', 'Code', 'Run']
 GRAY = 'gray (ab = 0)'
 _LOSS_NAMES = {'mse': 'MSE', 'huber': 'Huber', 'ce': 'CE', 'gan': 'L1 + GAN', 'lsgan': 'L1 + LSGAN', 'perceptual': 'Huber + feature'}  # as the table shows them
@@ -489,7 +489,7 @@ def _table_row(r) -> dict:
             'PSNR (dB)': r['psnr'], 'SSIM': r['ssim'], 'ΔE2000': r['delta_e2000'], 'Colourfulness': r['colorfulness_pred'],
             'Colourfulness (truth)': r['colorfulness_true'], 'Pretrained backbone': _pretrained(r['model'], r['pretrained']),
             'Training time (s)': r['train_seconds'], 'Images/s': r['images_per_second'],
-            'Realism (FD)': r.get('realism_fd'), '|ΔCF|': r.get('cf_abs_gap'), 'Improved': r.get('improved_share'),
+            'Realism (FD)': r.get('realism_fd'), 'ΔCF (abs)': r.get('cf_abs_gap'), 'Improved': r.get('improved_share'),
             'Urban PSNR (median, gray)': _pair(r.get('urban_psnr_median'), r.get('urban_gray_psnr_median')),
             'Urban improved': r.get('urban_improved_share'),
             'Trained on': r.get('hardware'), 'Code': r.get('code'), 'Run': r['run_id']}
@@ -504,7 +504,7 @@ def _gray_row(m:dict, size:int, data:str|None=None) -> dict:
 
 _FORMATS = {'Learning rate': '{:g}', 'Validation error': '{:.4f}', 'PSNR (dB)': '{:.2f}', 'SSIM': '{:.3f}', 'ΔE2000': '{:.2f}',
             'Colourfulness': '{:.1f}', 'Colourfulness (truth)': '{:.1f}', 'Training time (s)': '{:,.0f}', 'Images/s': '{:.1f}',
-            'Epochs': '{:.0f}', 'Batch Size': '{:.0f}', 'Size (px)': '{:.0f}', 'Realism (FD)': '{:.1f}', '|ΔCF|': '{:.1f}',
+            'Epochs': '{:.0f}', 'Batch Size': '{:.0f}', 'Size (px)': '{:.0f}', 'Realism (FD)': '{:.1f}', 'ΔCF (abs)': '{:.1f}',
             'Improved': '{:.0%}', 'Urban improved': '{:.0%}'}
 
 def to_markdown(table:pd.DataFrame, links:bool=True) -> str:
@@ -550,7 +550,7 @@ def results_table(runs_dir:str|Path|None=None,  # folder of run records
                 'colour metrics (PSNR and SSIM higher, ΔE2000 lower is better; colourfulness against the truth\'s). '
                 'Every row describes the weights its record names (`checkpoint_epoch`, `weights_sha256` in metrics.json). '
                 'Realism (FD): Fréchet distance of EfficientNet-Lite2 features of the colorized and the true validation photos '
-                '(lower is better; not comparable with published FID). |ΔCF|: mean per-photo colourfulness gap to the truth. '
+                '(lower is better; not comparable with published FID). ΔCF (abs): mean per-photo colourfulness gap to the truth. '
                 'Improved: share of validation photos whose PSNR beats the gray input; the urban columns: the same on the '
                 'city photos of the split alone (median PSNR, the gray input\'s in brackets). These come from each run\'s '
                 'evaluation.json, shown only when it scored the same weights file. '
@@ -681,3 +681,28 @@ def sweep_cli(argv:list[str]|None=None) -> int:
         print(f'colorization-sweep: error: {e}', file=sys.stderr); return 2
     except KeyboardInterrupt: return 130
     return 1 if (done.status == 'failed').any() and not args.dry_run else 0
+
+# %% ../nbs/09_experiment.ipynb #1e997128
+def render_readme(index:str|Path='nbs/index.ipynb', # the notebook, relative to the repository
+                  out:str|Path|None='README.md',    # where to write it (None: only return it)
+                  ) -> str:
+    "README.md from `nbs/index.ipynb`: its markdown, and the Markdown its code cells display (tables and figures read from the records)."
+    import ast
+    root = repo_root()
+    if root is None: raise FileNotFoundError('render_readme works in a checkout of the repository')
+    cells, ns, parts = json.loads((root / index).read_text())['cells'], {}, []
+    cwd = Path.cwd()
+    os.chdir((root / index).parent)  # the notebook's own folder: its cells read '../data/runs/...'
+    try:
+        for c in cells:
+            src = ''.join(c['source'])
+            if c['cell_type'] == 'markdown': parts.append(src.strip()); continue
+            tree = ast.parse(src)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, 'index', 'exec'), ns)
+            value = None if last is None else eval(compile(ast.Expression(last.value), 'index', 'eval'), ns)
+            if type(value).__name__ == 'Markdown': parts.append(value.data.strip())
+    finally: os.chdir(cwd)
+    text = '\n\n'.join(parts) + '\n'
+    if out is not None: (root / out).write_text(text)
+    return text

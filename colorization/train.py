@@ -92,7 +92,8 @@ def environment() -> dict:
     env = {'colorization': colorization.__version__, 'torch': torch.__version__, 'torchvision': torchvision.__version__,
            'fastai': fastai.__version__, 'fastcore': fastcore.__version__, 'numpy': np.__version__,
            'python': platform.python_version(), **git_state(),
-           'cpu': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+           'cpu': platform.processor() or platform.machine(), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+           'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
            'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     return {**env, 'off_pins': off_pins(env)}
 
@@ -286,11 +287,11 @@ def main(argv:list[str]|None=None) -> int:
 
 # %% ../nbs/06a_train.ipynb #33a2534d
 def run_dls(cfg:dict, data=None, cache_dir=None):
-    "The DataLoaders a run's `config.json` describes (its data, size, batch size, seed, subset, split and backbone)."
+    "The validation DataLoaders a run's `config.json` describes (its data, size, batch size, seed, subset, split and backbone)."
     spec = MODELS[cfg['model']]
     return colorization_dls(data_folder(data), space=spec.space, size=cfg['size'], bs=cfg['bs'], backbone=spec.backbone,
                             pretrained=bool(cfg.get('pretrained', True)), valid_pct=cfg['valid_pct'], seed=cfg['seed'],
-                            cache_dir=cache_dir, limit=cfg.get('limit'), progress=False,
+                            cache_dir=cache_dir, limit=cfg.get('limit'), progress=False, valid_only=True,
                             **({'embed_size': cfg['embed_size']} if spec.backbone else {}))
 
 def rescore(run:str|Path,                  # a run folder (its `config.json` and `model.safetensors`)

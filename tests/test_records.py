@@ -63,3 +63,21 @@ def test_bad_sweep_arguments_fail_before_any_run(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and 'Traceback' not in r.stderr and 'learning rate' in r.stderr, r.stderr
     assert not (tmp_path / 'runs').exists()
+
+
+@needs_data
+def test_shipped_model_rescores_to_its_record_table_and_readme(tmp_path):
+    "The shipped weights, scored again on their run's validation photos, give the figures of the record, the table and the README."
+    import pandas as pd
+    from colorization.inference import default_checkpoint
+    from colorization.learner import read_checkpoint_meta
+    from colorization.train import rescore
+    shipped = default_checkpoint()
+    run = RUNS.parent.parent / read_checkpoint_meta(shipped)['config']['run']
+    final = json.loads((run / 'metrics.json').read_text())['final']
+    again = rescore(run, checkpoint=shipped, cache_dir=tmp_path)
+    assert again['psnr'] == pytest.approx(final['psnr'], abs=0.01) and again['delta_e2000'] == pytest.approx(final['delta_e2000'], abs=0.01)
+    row = pd.read_csv(RUNS / 'results.csv').set_index('Run').loc[run.name]
+    assert row['PSNR (dB)'] == pytest.approx(final['psnr'], abs=1e-6)
+    readme = (RUNS.parent.parent / 'README.md').read_text()
+    assert f"{final['psnr']:.2f} dB PSNR" in readme and f"{final['delta_e2000']:.2f} ΔE2000" in readme
