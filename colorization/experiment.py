@@ -567,9 +567,10 @@ def describe_results(table:pd.DataFrame) -> str:
     runs, gray = table[table.Model != GRAY], table[table.Model == GRAY]
     if runs.empty: return '- No complete runs yet.'
     out = []
-    for size, g in runs.groupby('Size (px)', sort=True):
-        pre = f'At {size:.0f} px, ' if runs['Size (px)'].nunique() > 1 else ''
-        gr = gray[gray['Size (px)'] == size]
+    several = len(runs.groupby(['Data', 'Size (px)', 'Epochs'])) > 1
+    for (data, size, ep), g in runs.groupby(['Data', 'Size (px)', 'Epochs'], sort=False):
+        pre = f'On {data} at {size:.0f} px, {ep:.0f} epochs: ' if several else ''
+        gr = gray[(gray['Size (px)'] == size) & (gray['Data'] == data)]
         by_de = g.sort_values('ΔE2000')
         out.append(f'- {pre}ranked by ΔE2000 (lower is better): ' +
                    ' < '.join(f"{_label(r)} {r['ΔE2000']:.2f}" for _, r in by_de.iterrows()) + '.')

@@ -81,3 +81,9 @@ def test_shipped_model_rescores_to_its_record_table_and_readme(tmp_path):
     assert row['PSNR (dB)'] == pytest.approx(final['psnr'], abs=1e-6)
     readme = (RUNS.parent.parent / 'README.md').read_text()
     assert f"{final['psnr']:.2f} dB PSNR" in readme and f"{final['delta_e2000']:.2f} ΔE2000" in readme
+
+
+def test_readme_is_rendered_from_the_index_notebook_and_the_records():
+    "README.md is what `render_readme` makes of nbs/index.ipynb and the committed records: no figure in it drifts."
+    from colorization.experiment import render_readme
+    assert render_readme(out=None) == (RUNS.parent.parent / 'README.md').read_text()
