@@ -484,7 +484,7 @@ def _pretrained(model:str, pretrained) -> str:
     return 'yes' if pretrained in (True, 'True', 'true', 1) else 'no'
 
 def _table_row(r) -> dict:
-    return {'Model': r['model'], 'Data': data_label(_none(r['data'])) or DEFAULT_DATA, 'Epochs': r['epochs'], 'Learning rate': r['lr'], 'Batch Size': r['bs'],
+    return {'Model': r['model'], 'Data': data_label(_none(r.get('data'))) or DEFAULT_DATA, 'Epochs': r['epochs'], 'Learning rate': r['lr'], 'Batch Size': r['bs'],
             'Loss Fn': _LOSS_NAMES.get(r['loss'], r['loss']), 'Validation error': r['valid_loss'], 'Size (px)': r['size'],
             'PSNR (dB)': r['psnr'], 'SSIM': r['ssim'], 'ΔE2000': r['delta_e2000'], 'Colourfulness': r['colorfulness_pred'],
             'Colourfulness (truth)': r['colorfulness_true'], 'Pretrained backbone': _pretrained(r['model'], r['pretrained']),

@@ -23,7 +23,8 @@ def test_record_names_its_weights(run):
     env = json.loads((run / 'config.json').read_text())['environment']
     assert m['final'] == m['history'][m['checkpoint_epoch']]
     assert 'weights_sha256' in m and (m['weights_sha256'] is not None or 'record_note' in m)
-    assert {'dirty', 'diff_sha256'} <= set(env) or 'record_note' in m  # recorded, or said plainly that it was not
+    assert {'dirty', 'diff_sha256'} <= set(env)  # recorded (null in records written before the flag, which say so)
+    assert env['dirty'] is not None or 'record_note' in m
 
 
 def test_records_after_the_fix_are_complete():
@@ -75,6 +76,8 @@ def test_shipped_model_rescores_to_its_record_table_and_readme(tmp_path):
     shipped = default_checkpoint()
     run = RUNS.parent.parent / read_checkpoint_meta(shipped)['config']['run']
     final = json.loads((run / 'metrics.json').read_text())['final']
+    from colorization.train import file_sha256
+    assert json.loads((run / 'metrics.json').read_text())['weights_sha256'] == file_sha256(shipped)  # the record names this file
     again = rescore(run, checkpoint=shipped, cache_dir=tmp_path)
     assert again['psnr'] == pytest.approx(final['psnr'], abs=0.01) and again['delta_e2000'] == pytest.approx(final['delta_e2000'], abs=0.01)
     row = pd.read_csv(RUNS / 'results.csv').set_index('Run').loc[run.name]
