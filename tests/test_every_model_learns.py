@@ -9,7 +9,7 @@ from colorization.data import colorization_dls
 from colorization.learner import colorization_learner
 from colorization.models import MODELS, create_model
 
-STEPS = {'labgan': 5}  # epochs over the 4 training photos (one batch each): 20, fewer for the large GAN generator
+STEPS = {'labgan': 5, 'effunet': 10, 'effunet2': 10}  # epochs over the 4 training photos (one batch each): 20, fewer for the large generators
 
 
 @pytest.fixture(scope='module')

@@ -49,7 +49,8 @@ def test_trains_through_the_command(name, data, cache, tmp_path):
     assert 0 < metrics['n_valid'] < metrics['n_train'] and metrics['n_train'] + metrics['n_valid'] <= 64  # --limit 64, 80/20
     assert all(math.isfinite(metrics['final'][k]) for k in ('train_loss', 'valid_loss', 'psnr', 'ssim', 'delta_e2000'))
     # every record says whether a fusion model's backbone was pretrained
-    assert config['pretrained'] == (None if MODELS[name].backbone is None else '--no-pretrained' not in _args(name))
+    spec = MODELS[name]
+    assert config['pretrained'] == (None if not (spec.backbone or spec.encoder) else '--no-pretrained' not in _args(name))
     # the command is a process of its own: on glibc it keeps freed memory for reuse (see `keep_freed_memory`)
     assert config['freed_memory_kept'] == (platform.libc_ver()[0] == 'glibc')
     _, meta = load_checkpoint(out / 'model.safetensors')
