@@ -30,8 +30,8 @@ from .models import MODELS, create_model
 
 # %% auto #0
 __all__ = ['CODE_EXCLUDE', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment', 'run_settings',
-           'plot_curves', 'gan_models', 'check_switches', 'file_sha256', 'train', 'parser', 'main', 'run_dls',
-           'rescore', 'evaluate', 'evaluate_run', 'paired_bootstrap']
+           'plot_curves', 'gan_models', 'check_switches', 'file_sha256', 'train', 'parser', 'main', 'record_data',
+           'run_dls', 'rescore', 'evaluate', 'evaluate_run', 'paired_bootstrap']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|list|None=None) -> Path|list[Path]:
@@ -286,10 +286,20 @@ def main(argv:list[str]|None=None) -> int:
     return 0
 
 # %% ../nbs/06a_train.ipynb #33a2534d
+def record_data(cfg:dict, data=None) -> Path|list[Path]:
+    "The photo folder(s) of a run: `data` if given, else `$COLORIZATION_DATA` if it is the recorded one, else the recorded names under `$COLORIZATION_DATA_ROOT`."
+    if data: return data_folder(data)
+    env = os.environ.get('COLORIZATION_DATA')
+    if env:
+        try:
+            if data_name(data_folder(env)) == cfg['data']: return data_folder(env)
+        except FileNotFoundError: pass
+    return data_folder(os.pathsep.join(cfg['data'].split('+')))
+
 def run_dls(cfg:dict, data=None, cache_dir=None):
     "The validation DataLoaders a run's `config.json` describes (its data, size, batch size, seed, subset, split and backbone)."
     spec = MODELS[cfg['model']]
-    return colorization_dls(data_folder(data), space=spec.space, size=cfg['size'], bs=cfg['bs'], backbone=spec.backbone,
+    return colorization_dls(record_data(cfg, data), space=spec.space, size=cfg['size'], bs=cfg['bs'], backbone=spec.backbone,
                             pretrained=bool(cfg.get('pretrained', True)), valid_pct=cfg['valid_pct'], seed=cfg['seed'],
                             cache_dir=cache_dir, limit=cfg.get('limit'), progress=False, valid_only=True,
                             **({'embed_size': cfg['embed_size']} if spec.backbone else {}))
