@@ -32,7 +32,8 @@ __all__ = ['PARAMS', 'EXTRA_PARAMS', 'DEFAULT_DATA', 'STATUS_FILE', 'ERROR_FILE'
            'METRICS', 'EVAL_COLUMNS', 'TABLE_COLUMNS', 'GRAY', 'repo_root', 'default_template', 'default_runs_dir',
            'train_defaults', 'resolve_params', 'data_label', 'run_id', 'expand_grid', 'run_status', 'check_kernel',
            'run_experiment', 'check_clean', 'plan', 'sweep', 'collect_records', 'gray_baseline', 'to_markdown',
-           'results_table', 'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli', 'render_readme']
+           'results_table', 'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli', 'compare_runs',
+           'render_readme']
 
 # %% ../nbs/09_experiment.ipynb #79c63af3
 def repo_root() -> Path|None:
@@ -682,6 +683,33 @@ def sweep_cli(argv:list[str]|None=None) -> int:
         print(f'colorization-sweep: error: {e}', file=sys.stderr); return 2
     except KeyboardInterrupt: return 130
     return 1 if (done.status == 'failed').any() and not args.dry_run else 0
+
+# %% ../nbs/09_experiment.ipynb #4f4a9b18
+def compare_runs(runs_dir:str|Path|None=None, # folder of run records
+                 baseline:str='preeff',       # the model every other run of a group is compared with
+                 n_boot:int=10000,            # bootstrap resamples
+                 ) -> pd.DataFrame:
+    "Runs evaluated photo by photo (`evaluation.json`, `per_photo.csv`), each against the `baseline` model's run on the same photos."
+    from colorization.train import paired_bootstrap
+    recs = collect_records(runs_dir)
+    recs = recs[(recs.status == 'complete') & recs.realism_fd.notna()]
+    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    rows = []
+    if recs.empty: return pd.DataFrame(rows)
+    for _, g in recs.groupby(recs.apply(lambda r: json.dumps(_group_key(r), sort_keys=True), axis=1)):
+        base = g[g.model == baseline]
+        base_per = pd.read_csv(runs_dir / base.iloc[0]['run_id'] / 'per_photo.csv') if len(base) else None
+        for _, r in g.iterrows():
+            per = pd.read_csv(runs_dir / r['run_id'] / 'per_photo.csv')
+            b = paired_bootstrap(per.psnr, base_per.psnr, n=n_boot) if base_per is not None and len(base_per) == len(per) else None
+            rows.append({'run': r['run_id'], 'model': r['model'], 'loss': r['loss'], 'pretrained': r['pretrained'],
+                         'PSNR': r['psnr'], f'ΔPSNR vs {baseline}': None if b is None else b['mean'],
+                         '95% interval': None if b is None else f"[{b['lo']:+.3f}, {b['hi']:+.3f}]",
+                         'Realism (FD)': r['realism_fd'], 'ΔCF (abs)': r['cf_abs_gap'], 'ΔCF (signed)': r['cf_signed_gap'],
+                         'CF / truth': r['colorfulness_pred'] / r['colorfulness_true'], 'Improved': r['improved_share'],
+                         'Urban median PSNR': r['urban_psnr_median'], 'Urban gray median': r['urban_gray_psnr_median'],
+                         'Urban improved': r['urban_improved_share']})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/09_experiment.ipynb #1e997128
 def render_readme(index:str|Path='nbs/index.ipynb', # the notebook, relative to the repository
