@@ -42,7 +42,7 @@ def test_sweep_records_failures_and_builds_the_table(photos, cache, tmp_path):
     gray = table.iloc[0]
     assert gray['Colourfulness'] < 1 and gray['ΔE2000'] > 0 and gray['Colourfulness (truth)'] > 1
     md = (runs / 'results.md').read_text()
-    assert md.startswith('|Model|Epochs|Learning rate|Batch Size|Loss Fn|Validation error|') and GRAY in md
+    assert md.startswith('|Model|Data|Epochs|Learning rate|Batch Size|Loss Fn|Validation error|') and GRAY in md
     assert len(list((runs / '_baseline').glob('*.json'))) == 1   # the baseline is cached beside the records
     # the table is rebuilt from the records alone: same values, without the photos
     again = results_table(runs, write=False)
@@ -55,12 +55,12 @@ def test_sweep_records_failures_and_builds_the_table(photos, cache, tmp_path):
 
 def test_killed_sweep_resumes_without_redoing_finished_runs(photos, cache, tmp_path):
     runs = tmp_path / 'runs'
-    first = runs / 'basic-mse-e1-lr0.01-bs4-s32-seed42-n16'
+    def first_done(): return next(runs.glob('basic-mse-e1-lr0.01-bs4-s32-seed42-*/status.json'), None)  # the id names the data folder too
     proc = subprocess.Popen(sweep_cmd(photos, cache, runs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         deadline = time.time() + 240
-        while not (first / 'status.json').exists():
+        while first_done() is None:
             assert proc.poll() is None, 'the sweep ended before its first run was complete'
             assert time.time() < deadline, 'the first run took too long'
             time.sleep(0.2)
@@ -69,6 +69,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(photos, cache, tmp_p
         if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     time.sleep(2)                                          # an orphaned kernel notices its parent is gone
+    first = first_done().parent
     done = json.loads((first / 'status.json').read_text())
     mtime = (first / 'status.json').stat().st_mtime_ns
     recs = collect_records(runs).set_index('run_id')
