@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .color import gray_rgb, rgb_to_l
+from .core import default_cache_dir, progress as progress_bar  # `progress` is a parameter name here
 
 # %% auto #0
 __all__ = ['BACKBONES', 'EMBEDDING_VERSION', 'BackboneSpec', 'backbone_spec', 'hf_hub_cache', 'expected_weights', 'find_weights',
@@ -255,17 +255,6 @@ def load_backbone(name:str,                     # a key of `BACKBONES`
     return FrozenBackbone(spec, body, classifier, input_size=input_size, pretrained=pretrained)
 
 # %% ../nbs/01_backbones.ipynb #5f11e4f9
-def _progress(it:Iterable, total:int, desc:str, show:bool) -> Iterable:
-    "Progress bar: fastprogress in a notebook, tqdm on stderr in a console."
-    if not show: return it
-    try: from fastprogress.fastprogress import IN_NOTEBOOK
-    except ImportError: IN_NOTEBOOK = False
-    if IN_NOTEBOOK:
-        from fastprogress.fastprogress import progress_bar
-        return progress_bar(it, total=total, comment=desc, leave=False)
-    from tqdm import tqdm
-    return tqdm(it, total=total, desc=desc, file=sys.stderr, leave=False, mininterval=0.5)
-
 def _check_images(images):
     if getattr(images, 'ndim', None) != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f'expected uint8 RGB images of shape (N, H, W, 3), got {getattr(images, "dtype", type(images).__name__)} '
@@ -284,7 +273,7 @@ def embed_images(images:np.ndarray,               # uint8 RGB images (N, H, W, 3
     out = np.empty((len(images), backbone.dim), np.float32)
     starts = range(0, len(images), bs)
     with torch.inference_mode():
-        for s in _progress(starts, len(starts), f'embedding with {backbone.name}', progress):
+        for s in progress_bar(starts, len(starts), f'embedding with {backbone.name}', progress):
             x = torch.from_numpy(np.array(images[s:s + bs])).to(device).permute(0, 3, 1, 2)  # a writable copy of the (read-only) cache
             out[s:s + bs] = backbone(rgb_to_l(x)).cpu().numpy()
     return out
@@ -302,7 +291,7 @@ def cached_embeddings(images:np.ndarray,         # uint8 RGB images (N, H, W, 3)
                       key:str,                    # identifies this exact image set (e.g. the image cache's key)
                       name:str,                   # backbone name, a key of `BACKBONES`
                       pretrained:bool=True,       # pretrained weights (False: the seeded random backbone)
-                      cache_dir:str|Path|None=None, # where the .npy files go (default: `colorization.data.default_cache_dir()`)
+                      cache_dir:str|Path|None=None, # where the .npy files go (default: `colorization.core.default_cache_dir()`)
                       input_size:int|None=None,   # backbone input size (default: the backbone's own)
                       bs:int=64,                  # batch size when computing
                       progress:bool=True,         # progress bar when computing
@@ -310,7 +299,6 @@ def cached_embeddings(images:np.ndarray,         # uint8 RGB images (N, H, W, 3)
     "Embeddings of `images` by backbone `name`, computed once per (key, name, pretrained, input_size) and then loaded from disk."
     _check_images(images)
     if cache_dir is None:
-        from colorization.data import default_cache_dir  # the one definition of the default cache folder
         cache_dir = default_cache_dir()
     path = embedding_file(key, name, pretrained, cache_dir, input_size)
     if path.is_file():

@@ -5,17 +5,20 @@
 # %% ../nbs/00_color.ipynb #b1b39f5f
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch import Tensor
 
 # %% auto #0
 __all__ = ['AB_SCALE', 'rgb2lab', 'lab2rgb', 'norm_l', 'denorm_l', 'norm_ab', 'denorm_ab', 'norm_rgb', 'denorm_rgb',
-           'to_float_rgb', 'rgb_to_l_ab', 'l_ab_to_rgb', 'rgb_to_l', 'gray_rgb']
+           'to_float_rgb', 'rgb_to_l_ab', 'l_ab_to_rgb', 'rgb_to_l', 'gray_rgb', 'ab_bins']
 
 # %% ../nbs/00_color.ipynb #529c5425
 _RGB2XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
                          [0.212671, 0.715160, 0.072169],
                          [0.019334, 0.119193, 0.950227]])
+_XYZ2RGB = torch.linalg.inv(_RGB2XYZ.double()).float()  # computed once (and a constant for ONNX export)
 _WHITE = torch.tensor([0.95047, 1.0, 1.08883])  # D65, 2° observer
 _EPS, _KAPPA = 0.008856, 7.787
 
@@ -42,7 +45,7 @@ def lab2rgb(lab: Tensor, clip: bool = True) -> Tensor:
     fy = (L + 16) / 116
     f = torch.stack([fy + a / 500, fy, fy - b / 200], dim=-3)
     xyz = torch.where(f > 0.2068966, f ** 3, (f - 16 / 116) / _KAPPA) * _WHITE.to(lab).view(3, 1, 1)
-    lin = _matmul_channels(torch.linalg.inv(_RGB2XYZ.double()).float(), xyz)
+    lin = _matmul_channels(_XYZ2RGB, xyz)
     rgb = torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * lin)
     return rgb.clamp(0, 1) if clip else rgb
 
@@ -78,3 +81,22 @@ def rgb_to_l(rgb: Tensor) -> Tensor:
 def gray_rgb(l: Tensor) -> Tensor:
     "Normalised L -> the RGB image with zero chroma (the gray baseline)."
     return l_ab_to_rgb(l, torch.zeros(*l.shape[:-3], 2, *l.shape[-2:], device=l.device, dtype=l.dtype))
+
+# %% ../nbs/00_color.ipynb #9f55ee58
+@lru_cache(maxsize=8)
+def _gamut_bins_lab(width:float) -> Tensor:
+    "Lab-unit centres of the ab bins of side `width` that the 8-bit sRGB colours fall into (cached)."
+    v = torch.arange(256) / 255.
+    g, b = torch.meshgrid(v, v, indexing='ij')
+    faces = []
+    for c in (0., 1.):
+        k = torch.full_like(g, c)
+        faces += [torch.stack([k, g, b]), torch.stack([g, k, b]), torch.stack([g, b, k])]
+    lab = rgb2lab(torch.stack(faces))  # the six faces of the RGB cube, (6, 3, 256, 256)
+    cells = torch.round(lab[:, 1:] / width).long().permute(0, 2, 3, 1).reshape(-1, 2)
+    return torch.unique(cells, dim=0).float() * width
+
+def ab_bins(width:float=10.) -> Tensor:
+    "Centres (Q, 2) of the in-gamut ab bins of side `width` Lab units, in normalised ab (Lab / 110)."
+    if not width > 0: raise ValueError(f'bin width must be positive, got {width}')
+    return norm_ab(_gamut_bins_lab(float(width))).clone()

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,13 +31,14 @@ with warnings.catch_warnings():  # fastai 2.8 calls the deprecated torch.jit.scr
 from fastcore.script import call_parse, store_true
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .core import default_cache_dir, progress as progress_bar, write_atomic
 from .color import _EPS, _KAPPA, _RGB2XYZ, _WHITE, denorm_rgb, gray_rgb, l_ab_to_rgb, norm_rgb, rgb_to_l, rgb_to_l_ab, to_float_rgb
 
 # %% auto #0
 __all__ = ['SCAN_VERSION', 'STATUSES', 'CACHE_VERSION', 'sample_folder', 'open_rgb', 'load_rgb', 'walk_files', 'phash', 'dhash',
-           'hamming', 'mean_chroma', 'check_file', 'close_pairs', 'components', 'default_cache_dir', 'ScanReport',
-           'scan_images', 'report_json', 'scan_cli', 'cache_key', 'square_rgb', 'build_cache', 'split', 'CropDataset',
-           'LabBatch', 'ColorDataLoaders', 'data_sources', 'usable_images', 'split_sources', 'colorization_dls']
+           'hamming', 'mean_chroma', 'check_file', 'close_pairs', 'components', 'ScanReport', 'scan_images',
+           'report_json', 'scan_cli', 'cache_key', 'square_rgb', 'build_cache', 'split', 'CropDataset', 'LabBatch',
+           'ColorDataLoaders', 'data_sources', 'usable_images', 'split_sources', 'colorization_dls']
 
 # %% ../nbs/02_data.ipynb #069c7581
 _SAMPLES = (  # file name, scikit-image function, crop (top, bottom, left, right) or None
@@ -259,31 +260,11 @@ def components(
 # %% ../nbs/02_data.ipynb #f7a0da4a
 STATUSES = ('ok', 'unreadable', 'not_image', 'too_small', 'grayscale', 'duplicate')
 
-def default_cache_dir() -> Path:
-    "Where caches go unless told: $COLORIZATION_CACHE, else $XDG_CACHE_HOME/colorization (~/.cache/colorization)."
-    if os.environ.get('COLORIZATION_CACHE'): return Path(os.environ['COLORIZATION_CACHE']).expanduser()
-    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'colorization'
-
-def _progress(it:Iterable, total:int, desc:str, show:bool) -> Iterable:
-    "Progress bar: fastprogress in a notebook, tqdm on stderr in a console."
-    if not show: return it
-    try: from fastprogress.fastprogress import IN_NOTEBOOK
-    except ImportError: IN_NOTEBOOK = False
-    if IN_NOTEBOOK:
-        from fastprogress.fastprogress import progress_bar
-        return progress_bar(it, total=total, comment=desc)
-    from tqdm import tqdm
-    return tqdm(it, total=total, desc=desc, file=sys.stderr, leave=False, mininterval=0.5)
-
 def _pmap(fn, items:Sequence, workers:int|None=None, chunk:int=512) -> Iterator:
     "`map(fn, items)` on a thread pool, in order, with at most `chunk` items in flight (bounded memory)."
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as ex:
         for s in range(0, len(items), chunk): yield from ex.map(fn, items[s:s + chunk])
 
-def _write_atomic(path:Path, text:str):
-    "Write `text` to `path` via a temporary file and a rename, so readers never see half a file."
-    tmp = path.with_name(f'{path.name}.tmp-{os.getpid()}')
-    tmp.write_text(text); os.replace(tmp, path)
 
 # %% ../nbs/02_data.ipynb #358695c0
 @dataclass
@@ -436,7 +417,7 @@ def scan_images(
         if err is None and (rel, size, mtime) in cached: rows[i] = cached[(rel, size, mtime)]
         else: todo.append(i)
     results = _pmap(_check_entry, [entries[i][:3] for i in todo], workers)
-    for i, r in zip(todo, _progress(results, len(todo), 'scanning', progress and len(todo) > 0)):
+    for i, r in zip(todo, progress_bar(results, len(todo), 'scanning', progress and len(todo) > 0)):
         rows[i] = {**r, 'bytes': entries[i][3], 'mtime_ns': entries[i][4]}
     cols = ['path', 'status', 'reason', 'format', 'mode', 'width', 'height', 'note', 'chroma', 'sha', 'phash', 'dhash', 'bytes', 'mtime_ns']
     df = pd.DataFrame(rows, columns=cols)
@@ -446,7 +427,7 @@ def scan_images(
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             keep = df[df.bytes >= 0].to_dict('records')
-            _write_atomic(cache_file, json.dumps(dict(version=SCAN_VERSION, root=str(root.resolve()), files=keep)))
+            write_atomic(cache_file, json.dumps(dict(version=SCAN_VERSION, root=str(root.resolve()), files=keep)))
         except OSError as e: print(f'warning: could not write the scan cache {cache_file}: {e}', file=sys.stderr)
     settings = dict(min_size=min_size, gray_chroma=gray_chroma, dup_dist=dup_dist, similar_dist=similar_dist)
     df = _decide(df, **settings)
@@ -531,7 +512,7 @@ def build_cache(
         arr = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.uint8, shape=(len(paths), size, size, 3))
         try:
             rows = _pmap(lambda p: square_rgb(p, size), list(paths), workers, chunk)
-            for i, a in enumerate(_progress(rows, len(paths), f'caching {len(paths)} images at {size} px', progress)): arr[i] = a
+            for i, a in enumerate(progress_bar(rows, len(paths), f'caching {len(paths)} images at {size} px', progress)): arr[i] = a
             arr.flush(); del arr
             os.replace(tmp, file)
         except BaseException:

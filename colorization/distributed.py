@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
-import os
 import sys
 import time
 import warnings

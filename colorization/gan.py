@@ -5,7 +5,6 @@
 # %% ../nbs/07_gan.ipynb #6f874034
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch

@@ -5,13 +5,8 @@
 # %% ../nbs/08_inference.ipynb #87b328f2
 from __future__ import annotations
 
-import argparse
 import glob
 import os
-import sys
-import tempfile
-import time
-import warnings
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,22 +18,20 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from .color import gray_rgb, l_ab_to_rgb, rgb_to_l
 
-with warnings.catch_warnings():  # fastai 2.8 calls the deprecated `torch.jit.script` on import: noise to the command's users
-    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
-    from colorization.learner import CheckpointError, keep_freed_memory, load_checkpoint
-    from colorization.models import MODELS, with_backbone
+from .checkpoint import CheckpointError, load_checkpoint
+from .core import atomic_path
+from .models import MODELS, with_backbone
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'OUTPUT_TAGS', 'Photo', 'gray_l', 'read_photo', 'compute_lightness', 'model_input_size', 'resize_l',
            'upsample_ab', 'default_checkpoint', 'InferenceModel', 'decoding_temperature', 'load_model',
            'colorize_photos', 'colorize', 'output_path', 'save_atomic', 'compare_figure', 'find_inputs', 'Job',
-           'plan_outputs', 'main']
+           'plan_outputs']
 
 # %% ../nbs/08_inference.ipynb #14cf3cea
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
@@ -267,12 +260,12 @@ def _load_file(path:str, mtime:int, name:str|None, device:str) -> InferenceModel
     size = (meta.get('config') or {}).get('size') or MODELS[meta['model']].size
     return InferenceModel(with_backbone(module).eval(), meta['model'], int(size), meta)
 
-def load_model(model=None, # a checkpoint path, a module from `create_model`/`load_checkpoint`, an `InferenceModel`, or None (the shipped model)
+def load_model(model=None, # a checkpoint path, a module from `create_model`/`load_checkpoint`, an `InferenceModel` (or `OnnxModel`), or None (the shipped model)
                name:str|None=None, # the registry name the model must have (checked)
                device:str='cpu', # where to run it
               ) -> InferenceModel:
     "A model ready for `colorize_photos`; `CheckpointError` for a file that is not a checkpoint of `name`."
-    if isinstance(model, InferenceModel): found = model.name
+    if hasattr(model, 'predict_ab') and not isinstance(model, nn.Module): found = model.name  # ready to colorize
     elif isinstance(model, nn.Module):
         found = _registry_name(model)
         if found not in MODELS: raise ValueError('the model has no registry name: create it with `create_model` or load a checkpoint')
@@ -283,7 +276,7 @@ def load_model(model=None, # a checkpoint path, a module from `create_model`/`lo
             raise FileNotFoundError(f'no checkpoint at {path}')
         return _load_file(str(path.resolve()), path.stat().st_mtime_ns, name, str(device))
     if name is not None and name != found: raise CheckpointError(f'the model is a {found!r} model, not {name!r}')
-    if isinstance(model, InferenceModel): return model
+    if not isinstance(model, nn.Module): return model
     module = with_backbone(model.to(device)).eval()
     return InferenceModel(module, found, MODELS[found].size)
 
@@ -361,31 +354,13 @@ def output_path(src:Path, # the input file
     return folder / f'{src.stem}{qualifier}{tag}.png'
 
 # %% ../nbs/08_inference.ipynb #a345b48f
-def _umask() -> int:
-    mask = os.umask(0); os.umask(mask); return mask
-
 def save_atomic(img:Image.Image, # the image to write
                 dest:str|Path, # the destination file (PNG)
                 overwrite:bool=False, # replace an existing `dest`
                ) -> Path:
     "Write `img` as PNG to `dest` atomically; `FileExistsError` if it exists and not `overwrite`."
-    dest = Path(dest)
-    if dest.exists() and not overwrite: raise FileExistsError(f'{dest} exists')
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix='.tmp', dir=dest.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f: img.save(f, format='PNG', compress_level=3)
-        os.chmod(tmp, 0o666 & ~_umask())
-        if overwrite: os.replace(tmp, dest)
-        else:
-            try: os.link(tmp, dest)  # atomic, and fails if `dest` exists
-            except FileExistsError: raise FileExistsError(f'{dest} exists') from None
-            except OSError:  # no hard links on this file system
-                if dest.exists(): raise FileExistsError(f'{dest} exists') from None
-                os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-    return dest
+    with atomic_path(dest, overwrite) as tmp: img.save(tmp, format='PNG', compress_level=3)
+    return Path(dest)
 
 # %% ../nbs/08_inference.ipynb #09e57128
 def compare_figure(photo:Photo, # the input, from `read_photo`
@@ -410,15 +385,15 @@ def compare_figure(photo:Photo, # the input, from `read_photo`
     return fig
 
 # %% ../nbs/08_inference.ipynb #4156f639
-def _is_output(p:Path) -> bool: return p.suffix.lower() == '.png' and p.stem.endswith(OUTPUT_TAGS)
+def _is_output(p:Path) -> bool: return p.suffix.lower() in ('.png', '.mp4', '.m4v', '.mov', '.mkv') and p.stem.endswith(OUTPUT_TAGS)
 
-def _walk_images(folder:Path) -> Iterator[Path]:
-    "Image files under `folder`, recursively, sorted, hidden entries left out."
+def _walk_images(folder:Path, suffixes:Sequence[str]=IMAGE_SUFFIXES) -> Iterator[Path]:
+    "Files with `suffixes` (image files) under `folder`, recursively, sorted, hidden entries left out."
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
         for f in sorted(filenames):
             p = Path(dirpath) / f
-            if not f.startswith('.') and p.suffix.lower() in IMAGE_SUFFIXES and not _is_output(p): yield p
+            if not f.startswith('.') and p.suffix.lower() in suffixes and not _is_output(p): yield p
 
 def _glob_base(pattern:Path) -> Path:
     "The folders of a glob pattern before its first wildcard."
@@ -427,16 +402,17 @@ def _glob_base(pattern:Path) -> Path:
     return Path(*parts[:i]) if i else Path('.')
 
 def find_inputs(args:Sequence[str], # files, folders and glob patterns
+                suffixes:Sequence[str]=IMAGE_SUFFIXES, # the files that folders and globs pick (default: images)
                ) -> tuple[list[tuple[Path, Path|None]], list[str]]:
-    "Expand `args` into `(image file, base)` pairs (each file once, in order) and list the arguments that matched nothing."
+    "Expand `args` into `(file, base)` pairs (each file once, in order) and list the arguments that matched nothing."
     found, missing, seen = [], [], set()
     for a in args:
         p = Path(a).expanduser()
-        if p.is_dir(): files, base = list(_walk_images(p)), p
+        if p.is_dir(): files, base = list(_walk_images(p, suffixes)), p
         elif p.exists(): files, base = [p], None
         elif glob.has_magic(str(p)):
             files = [Path(m) for m in sorted(glob.glob(str(p), recursive=True))]
-            files, base = [q for q in files if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES and not _is_output(q)], _glob_base(p)
+            files, base = [q for q in files if q.is_file() and q.suffix.lower() in suffixes and not _is_output(q)], _glob_base(p)
         else: files, base = [], None
         if not files: missing.append(a)
         for f in files:
@@ -469,108 +445,3 @@ def plan_outputs(inputs:Sequence, # image files, or `(file, base)` pairs from `f
         dest = output_path(f, out, b, qualifier=name); taken.add(key(dest))
         jobs.append(Job(f, dest, output_path(f, out, b, '_compare', name) if compare else None))
     return jobs
-
-# %% ../nbs/08_inference.ipynb #11a7f8bc
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='colorize', description='Colorize photos at full resolution: gray (or colour, turned gray) in, colour out. '
-                                'Writes photo_color.png for photo.jpg, beside it or under --out; never overwrites an input.')
-    p.add_argument('inputs', nargs='*', help='image files, folders (recursive) and glob patterns')
-    p.add_argument('--input', action='append', default=[], metavar='PATH', help='an input (file, folder or glob); may be repeated')
-    p.add_argument('--model_pt', default=None, metavar='CKPT', help='checkpoint (.safetensors); default: the model shipped with the package')
-    p.add_argument('--model', default=None, help='the model the checkpoint must hold (e.g. labnet); checked, not guessed')
-    p.add_argument('--image_type', default='auto', choices=('auto', 'gray', 'rgb'),
-                   help="'auto' or 'rgb': a colour input is turned gray, its colour kept for --compare; 'gray': its colour is ignored")
-    p.add_argument('--out', default=None, metavar='DIR', help='output folder (default: beside each input)')
-    p.add_argument('--compare', action='store_true', help='also write photo_compare.png: gray | colorized | original (when the input had colour)')
-    p.add_argument('--overwrite', action='store_true', help='replace existing outputs (inputs are never replaced)')
-    p.add_argument('--size', type=int, default=None, help="the size the model runs at (default: the model's training size)")
-    p.add_argument('--fit', default='short', choices=('short', 'square'), help="'short': shorter side to --size, keeping the aspect ratio; 'square'")
-    p.add_argument('--upsample', default='bilinear', choices=('bilinear', 'bilateral'), help='how the chroma is brought to full resolution')
-    p.add_argument('--bs', type=int, default=16, help='photos per batch')
-    p.add_argument('--temperature', type=float, default=None,
-                   help="classification models (labclass): annealed-mean temperature, 1 = mean (dull) .. 0 = mode (vivid); default: 0.38")
-    p.add_argument('--device', default='cpu', help="'cpu', 'cuda', ... (default: cpu)")
-    p.add_argument('--quiet', '-q', action='store_true', help='no progress bar and no list of outputs (problems and the summary are still shown)')
-    return p
-
-class _Report:
-    "Counts and messages of a run: messages go to stderr (above the progress bar), outputs to stdout."
-    def __init__(self, bar): self.bar, self.done, self.skipped, self.failed = bar, 0, 0, 0
-    def say(self, msg:str, err:bool=True): self.bar.write(msg, file=sys.stderr if err else sys.stdout)
-    def fail(self, what, why): self.failed += 1; self.say(f'failed: {what}: {why}')
-    def skip(self, what, why): self.skipped += 1; self.say(f'skipped: {what}: {why}')
-
-def _error_text(e:BaseException) -> str:
-    "A one-line reason for a failed file."
-    if isinstance(e, UnidentifiedImageError): return 'not an image, or a format this installation cannot read'
-    if isinstance(e, FileNotFoundError): return str(e)
-    if isinstance(e, OSError): return f'unreadable image ({e})'
-    return str(e) if isinstance(e, ValueError) and str(e) else f'{type(e).__name__}: {e}'
-
-
-def _missing_reason(arg:str) -> str:
-    p = Path(arg).expanduser()
-    if p.is_dir(): return 'no image files in this folder'
-    return 'no image file matches this pattern' if glob.has_magic(arg) else 'no such file or folder'
-
-def _skip_reason(job:Job, inputs:set[Path], overwrite:bool) -> str|None:
-    "Why `job` must not run: an output would replace an input, or exists already (without `overwrite`)."
-    wanted = [d for d in (job.dest, job.compare) if d is not None]
-    if any(d.resolve() in inputs for d in wanted): return 'its output would replace an input'
-    there = [d for d in wanted if d.exists()]
-    if there and not overwrite: return f'{there[0]} exists (use --overwrite to replace it)'
-    return None
-
-def _read_chunks(jobs:Sequence[Job], image_type:str, n:int, rep:_Report) -> Iterator[list[tuple[Job, Photo]]]:
-    "Read the photos of `jobs`, `n` at a time (fewer when they are big), reporting the unreadable ones."
-    chunk, pixels = [], 0
-    for job in jobs:
-        try: photo = read_photo(job.src, image_type)
-        except Exception as e: rep.fail(job.src, _error_text(e)); rep.bar.update(); continue
-        chunk.append((job, photo)); pixels += photo.size[0] * photo.size[1]
-        if len(chunk) >= n or pixels >= 2 ** 25: yield chunk; chunk, pixels = [], 0
-    if chunk: yield chunk
-
-def main(argv:Sequence[str]|None=None) -> int:
-    "The `colorize` command; returns the exit status (0 ok, 1 some file failed, 2 usage error). As the command (`argv` None) it keeps freed memory."
-    parser = _parser()
-    try: args = parser.parse_args(argv)
-    except SystemExit as e: return int(e.code or 0)
-    inputs = list(args.inputs) + list(args.input)
-    if not inputs: parser.print_usage(sys.stderr); print('colorize: error: no input given', file=sys.stderr); return 2
-    if args.bs < 1 or (args.size is not None and args.size < 8):
-        print('colorize: error: --bs must be >= 1 and --size >= 8', file=sys.stderr); return 2
-    if argv is None: keep_freed_memory()  # the process is the command: large tensors of each photo reuse freed memory
-    start = time.perf_counter()
-    try:
-        if torch.device(args.device).type == 'cuda' and not torch.cuda.is_available(): raise ValueError('--device cuda: no CUDA device here')
-        model = load_model(args.model_pt, name=args.model, device=args.device)
-        with decoding_temperature(model.module, args.temperature): pass  # check it applies before any work
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f'colorize: error: {e}', file=sys.stderr); return 2
-    found, missing = find_inputs(inputs)
-    jobs = plan_outputs(found, args.out, args.compare)
-    bar = tqdm(total=len(jobs), unit='img', file=sys.stderr, disable=args.quiet or not jobs, dynamic_ncols=True, mininterval=0.5)
-    rep = _Report(bar)
-    for a in missing: rep.fail(a, _missing_reason(a))
-    sources, todo = {f.resolve() for f, _ in found}, []
-    for job in jobs:
-        if (why := _skip_reason(job, sources, args.overwrite)) is None: todo.append(job)
-        else: rep.skip(job.src, why); bar.update()
-    for chunk in _read_chunks(todo, args.image_type, 4 * args.bs, rep):
-        try: colors = colorize_photos([p for _, p in chunk], model, size=args.size, fit=args.fit, upsample=args.upsample, bs=args.bs,
-                                      temperature=args.temperature)
-        except Exception as e:
-            for job, _ in chunk: rep.fail(job.src, _error_text(e)); bar.update()
-            continue
-        for (job, photo), color in zip(chunk, colors):
-            try:
-                save_atomic(color, job.dest, overwrite=args.overwrite)
-                if job.compare is not None: save_atomic(compare_figure(photo, color), job.compare, overwrite=args.overwrite)
-                if not args.quiet: rep.say(str(job.dest), err=False)
-                rep.done += 1
-            except Exception as e: rep.fail(job.src, _error_text(e))
-            bar.update()
-    bar.close()
-    print(f'{rep.done} colorized, {rep.skipped} skipped, {rep.failed} failed in {time.perf_counter() - start:.1f} s')
-    return 1 if rep.failed else 0

@@ -5,8 +5,6 @@
 # %% ../nbs/06_learner.ipynb #7636b8d4
 from __future__ import annotations
 
-import ctypes
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,29 +16,20 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from fastai.learner import Learner
 from fastai.optimizer import Adam
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 from torch import nn
 
-import colorization
 from .color import denorm_rgb, gray_rgb, l_ab_to_rgb
 from .losses import get_loss
 from .metrics import color_metrics, predicted_rgb
+from .checkpoint import (CHECKPOINT_FORMAT, NORMALISATION, CheckpointError, load_checkpoint, model_name,
+                                     read_checkpoint_meta, save_checkpoint)  # re-exported: the training side's API
+from .core import keep_freed_memory  # re-exported
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'NORMALISATION', 'model_name', 'BF16Autocast', 'colorization_learner', 'keep_freed_memory',
-           'predict_batch', 'truth_rgb', 'show_grid', 'show_results', 'CheckpointError', 'save_checkpoint',
-           'read_checkpoint_meta', 'load_checkpoint']
+__all__ = ['BF16Autocast', 'colorization_learner', 'predict_batch', 'truth_rgb', 'show_grid', 'show_results']
 
 # %% ../nbs/06_learner.ipynb #0d8950a7
-def model_name(model: nn.Module) -> str:
-    "The registry name a model was created under."
-    name = getattr(model, 'name', None)
-    if name is None: raise ValueError('this model has no registry name: create it with `create_model`')
-    return name
-
 class BF16Autocast(Callback):
     "Forward pass and loss under bfloat16 autocast on the batch's device (CPU or GPU); the prediction goes back to float32."
     order = 10
@@ -75,25 +64,6 @@ def colorization_learner(dls,                  # DataLoaders from `colorization_
                     metrics=color_metrics() if metrics is None else metrics, path=path, cbs=cbs)
     learn.loss_name = loss or spec.loss
     return learn
-
-# %% ../nbs/06_learner.ipynb #c70fe7fa
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
-
-def _glibc():
-    "The process's C library if it is glibc, else None."
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # only glibc has it
-        return libc
-    except (OSError, AttributeError, TypeError): return None
-
-def keep_freed_memory(keep:bool=True, # False: glibc's static defaults again (mmap above 128 KiB, trim at 128 KiB)
-                     ) -> bool:
-    "Let glibc keep freed memory for reuse instead of unmapping it (fewer page faults, faster CPU steps); whether it could."
-    libc = _glibc()
-    if libc is None: return False
-    return bool(libc.mallopt(_M_MMAP_MAX, 0 if keep else 65536) and libc.mallopt(_M_TRIM_THRESHOLD, 2**30 if keep else 128 * 1024))
-
 
 # %% ../nbs/06_learner.ipynb #7483d3be
 @torch.inference_mode()
@@ -131,46 +101,3 @@ def show_results(learn:Learner, n:int=6, fname=None):
     pred, gray = predict_batch(learn.model, xb)
     truth = truth_rgb(xb[0], y)
     return show_grid(list(zip(gray, pred, truth)), fname=fname)
-
-# %% ../nbs/06_learner.ipynb #44097e01
-CHECKPOINT_FORMAT = 'colorization-checkpoint/1'
-NORMALISATION = {'l': 'L / 50 - 1', 'ab': 'ab / 110', 'rgb': '2 * rgb - 1'}
-
-class CheckpointError(ValueError):
-    "A file that is not a usable colorization checkpoint."
-
-def save_checkpoint(model:nn.Module, path:str|Path, config:dict|None=None) -> Path:
-    "Save `model`'s weights with its name, architecture, normalisation and `config` (atomically)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {'format': CHECKPOINT_FORMAT, 'model': model_name(model),
-            'arch': json.dumps(getattr(model, 'config', {})), 'normalisation': json.dumps(NORMALISATION),
-            'config': json.dumps(config or {}, default=str), 'version': colorization.__version__}
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + '.tmp')
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
-    return path
-
-def read_checkpoint_meta(path:str|Path) -> dict:
-    "The header of a checkpoint, decoded; `CheckpointError` if it is not one."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f'no checkpoint at {path}')
-    try:
-        with safe_open(str(path), framework='pt') as f: meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f'{path} is not a safetensors checkpoint ({e}); colorization never unpickles files') from None
-    if meta.get('format') != CHECKPOINT_FORMAT:
-        raise CheckpointError(f'{path} is a safetensors file but not a colorization checkpoint (format {meta.get("format")!r})')
-    return {k: (json.loads(meta[k]) if k in ('arch', 'normalisation', 'config') else meta[k]) for k in meta}
-
-def load_checkpoint(path:str|Path, model:str|None=None, device='cpu') -> tuple[nn.Module, dict]:
-    "Rebuild the model stored at `path`; if `model` names a model, the checkpoint must be of that model."
-    meta = read_checkpoint_meta(path)
-    if meta['model'] not in MODELS:
-        raise CheckpointError(f'{path} holds model {meta["model"]!r}, unknown to this version ({", ".join(MODELS)})')
-    if model is not None and model != meta['model']:
-        raise CheckpointError(f'{path} holds a {meta["model"]!r} model, not {model!r}')
-    m = create_model(meta['model'], **meta['arch'])
-    try: m.load_state_dict(load_file(str(path), device=str(device)))
-    except RuntimeError as e: raise CheckpointError(f'{path}: weights do not fit the {meta["model"]!r} architecture: {e}') from None
-    return m.to(device).eval(), meta

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from fastai.losses import BaseLoss, MSELossFlat
 from torch import Tensor, nn
 
-from .color import denorm_ab, norm_ab, rgb2lab, rgb_to_l_ab
-from .data import default_cache_dir
+from .color import ab_bins, denorm_ab, norm_ab, rgb2lab, rgb_to_l_ab
+from .core import default_cache_dir
 
 # %% auto #0
-__all__ = ['HUBER_DELTA', 'LOSSES', 'HuberLossFlat', 'ab_bins', 'SoftEncoder', 'soft_encode', 'annealed_mean', 'ab_histogram',
+__all__ = ['HUBER_DELTA', 'LOSSES', 'HuberLossFlat', 'SoftEncoder', 'soft_encode', 'annealed_mean', 'ab_histogram',
            'smooth_distribution', 'weights_from_distribution', 'rebalance_weights', 'class_weights', 'RebalancedCELoss',
            'get_loss']
 
@@ -34,25 +34,6 @@ def HuberLossFlat(*args,
                   **kwargs):
     "Same as `nn.HuberLoss`, but flattens input and target (fastai style)."
     return BaseLoss(nn.HuberLoss, *args, axis=axis, floatify=floatify, is_2d=False, delta=delta, **kwargs)
-
-# %% ../nbs/04_losses.ipynb #88246492
-@lru_cache(maxsize=8)
-def _gamut_bins_lab(width:float) -> Tensor:
-    "Lab-unit centres of the ab bins of side `width` that the 8-bit sRGB colours fall into (cached)."
-    v = torch.arange(256) / 255.
-    g, b = torch.meshgrid(v, v, indexing='ij')
-    faces = []
-    for c in (0., 1.):
-        k = torch.full_like(g, c)
-        faces += [torch.stack([k, g, b]), torch.stack([g, k, b]), torch.stack([g, b, k])]
-    lab = rgb2lab(torch.stack(faces))  # the six faces of the RGB cube, (6, 3, 256, 256)
-    cells = torch.round(lab[:, 1:] / width).long().permute(0, 2, 3, 1).reshape(-1, 2)
-    return torch.unique(cells, dim=0).float() * width
-
-def ab_bins(width:float=10.) -> Tensor:
-    "Centres (Q, 2) of the in-gamut ab bins of side `width` Lab units, in normalised ab (Lab / 110)."
-    if not width > 0: raise ValueError(f'bin width must be positive, got {width}')
-    return norm_ab(_gamut_bins_lab(float(width))).clone()
 
 # %% ../nbs/04_losses.ipynb #3dec0eac
 _CELL, _HALF = 10., 13  # search grid: cells 10 Lab units wide, centred on multiples of 10 from -130 to 130

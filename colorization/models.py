@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 
 from .backbones import BACKBONES, FrozenBackbone, load_backbone, pretrained_available, read_state_dict
-from .color import denorm_rgb, rgb_to_l_ab
+from .color import ab_bins, denorm_rgb, rgb_to_l_ab
 
 # %% auto #0
 __all__ = ['HEADS', 'MODELS', 'ResNetEncoder', 'conv_bn_relu', 'Decoder', 'annealed_mean_ab', 'ColorModel', 'ColorNet',
@@ -105,9 +105,7 @@ class ColorModel(nn.Module):
         if head not in HEADS: raise ValueError(f'head must be one of {HEADS}, got {head!r}')
         self.head = head
         if head != 'bins': return 3 if head == 'rgb' else 2
-        if bins is None:
-            from colorization.losses import ab_bins
-            bins = ab_bins()
+        if bins is None: bins = ab_bins()
         bins = torch.as_tensor(bins, dtype=torch.float32).clone()
         if bins.ndim != 2 or bins.shape[1] != 2: raise ValueError(f'bins must have shape (Q, 2), got {tuple(bins.shape)}')
         if n_bins is not None and n_bins != len(bins): raise ValueError(f'n_bins={n_bins} but {len(bins)} bin centres given')

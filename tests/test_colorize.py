@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from colorization.inference import colorize, default_checkpoint, main
+from colorization.command import main
+from colorization.inference import colorize, default_checkpoint
 from colorization.learner import read_checkpoint_meta, save_checkpoint
 from colorization.models import create_model
 
