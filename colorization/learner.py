@@ -19,6 +19,7 @@ from fastai.optimizer import Adam
 from torch import nn
 
 from .color import denorm_rgb, gray_rgb, l_ab_to_rgb
+from .hints import simulate_hints
 from .losses import get_loss
 from .metrics import color_metrics, predicted_rgb
 from .checkpoint import (CHECKPOINT_FORMAT, NORMALISATION, CheckpointError, load_checkpoint, model_name,
@@ -27,7 +28,8 @@ from .core import keep_freed_memory  # re-exported
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['BF16Autocast', 'colorization_learner', 'predict_batch', 'truth_rgb', 'show_grid', 'show_results']
+__all__ = ['BF16Autocast', 'colorization_learner', 'HintSimulator', 'hint_learner', 'predict_batch', 'truth_rgb', 'show_grid',
+           'show_results']
 
 # %% ../nbs/06_learner.ipynb #0d8950a7
 class BF16Autocast(Callback):
@@ -64,6 +66,18 @@ def colorization_learner(dls,                  # DataLoaders from `colorization_
                     metrics=color_metrics() if metrics is None else metrics, path=path, cbs=cbs)
     learn.loss_name = loss or spec.loss
     return learn
+
+# %% ../nbs/06_learner.ipynb #03de4668
+class HintSimulator(Callback):
+    "Add a hint map simulated from the target to the inputs of every training batch."
+    order = 5
+    def __init__(self, **kwargs): self.kwargs = kwargs # `simulate_hints` arguments
+    def before_batch(self):
+        if self.training: self.learn.xb = (*self.xb, simulate_hints(self.y, **self.kwargs))
+
+def hint_learner(dls, model, cbs:list|None=None, **kwargs) -> Learner:
+    "`colorization_learner` with `HintSimulator`: for models that take hints."
+    return colorization_learner(dls, model, cbs=[*(cbs or []), HintSimulator()], **kwargs)
 
 # %% ../nbs/06_learner.ipynb #7483d3be
 @torch.inference_mode()

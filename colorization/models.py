@@ -202,8 +202,12 @@ class Colorizer(nn.Module):
 
     @property
     def head(self) -> str: return self.model.head
+    @property
+    def takes_hints(self) -> bool: return getattr(self.model, 'takes_hints', False)
     def decode_ab(self, pred:Tensor) -> Tensor: return self.model.decode_ab(pred)
-    def forward(self, l:Tensor) -> Tensor: return self.model(l, self.backbone(l))
+    def forward(self, l:Tensor, hints:Tensor|None=None) -> Tensor:
+        "Prediction for normalised L; `hints`, a hint map, for a model that takes them (see `colorization.hints`)."
+        return self.model(l, self.backbone(l)) if hints is None else self.model(l, self.backbone(l), hints)
 
 def with_backbone(model:nn.Module,                 # a model from `create_model` (fusion or not)
                   weights:str|Path|None=None,      # an explicit backbone weights file
@@ -337,3 +341,18 @@ for _name, _bb, _what in [('effunet', 'efficientnet_lite0', 'Lite0'), ('effunet2
                        f'U-Net on a pretrained EfficientNet-{_what} encoder, its global embedding fused into the bottleneck; '
                        'Huber + feature loss; encoder frozen, then fine-tuned',
                        build=_effunet, learner=_unet_learner, fit=_fit_unet, encoder=_bb, kwargs=dict(backbone=_bb)))
+
+def _hinteff(**kwargs) -> nn.Module:
+    "`colorization.hints.HintFusionNet` (imported here, when needed)."
+    from colorization.hints import HintFusionNet
+    return HintFusionNet(**kwargs)
+
+def _hint_learner(dls, model, **kwargs):
+    "`colorization.learner.hint_learner`: the standard learner, with hints simulated on the training batches."
+    from colorization.learner import hint_learner
+    return hint_learner(dls, model, **kwargs)
+
+register(ModelSpec('hinteff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_lite0', 128, 3e-4,
+                   'preeff taking user colour hints (Zhang et al. 2017): sparse ab points and their mask as extra inputs, '
+                   'through zero-initialised convolutions; trained with hints simulated from the truth',
+                   build=_hinteff, learner=_hint_learner, epochs=6, kwargs=dict(head='ab', backbone='efficientnet_lite0')))

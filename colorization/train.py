@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.torch_core import set_seed
+from torch import nn
 
 import colorization
 from .data import colorization_dls, data_sources
 from .learner import colorization_learner, keep_freed_memory, save_checkpoint, show_results
+from .checkpoint import load_checkpoint, read_checkpoint_meta
 from .models import MODELS, create_model
 
 # %% auto #0
@@ -156,6 +158,14 @@ def check_switches(model:str, gan_pretrain:float|None=None, bf16:bool=False, cha
     if (bf16 or channels_last) and model in gan_models():
         raise ValueError(f'--bf16 and --channels-last are for the models trained by colorization_learner; {model!r} has its own learner')
 
+# %% ../nbs/06a_train.ipynb #e93329dd
+def _load_init(net:nn.Module, init:str|Path):
+    "Load the weights of checkpoint `init` into `net`: every tensor of the checkpoint must fit; `net`'s extra layers keep their initialisation."
+    src_model, _ = load_checkpoint(init)
+    missing, unexpected = net.load_state_dict(src_model.state_dict(), strict=False)
+    if unexpected: raise ValueError(f'{init} holds weights this model has no place for: {", ".join(unexpected[:4])}')
+    return missing
+
 # %% ../nbs/06a_train.ipynb #3e3c640c
 def file_sha256(path:str|Path) -> str:
     "The SHA-256 of a file's bytes."
@@ -183,6 +193,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
           bf16:bool=False,           # bfloat16 autocast for the forward pass and the loss (see `colorization_learner`)
           channels_last:bool=False,  # NHWC memory layout for the weights and the batches
           keep_memory:bool=False,    # let glibc keep freed memory for reuse: faster CPU steps, process-wide (see `keep_freed_memory`)
+          init:str|Path|None=None,   # start from this checkpoint's weights (layers it lacks keep their initialisation, e.g. a hint model from its twin)
           show:bool=False,           # leave the figures open (in notebooks)
           ) -> tuple:
     "Train `model` and write its run record to `out`; returns `(learner, record)`."
@@ -199,7 +210,8 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     config = dict(model=model, data=data_name(folder), bs=bs, epochs=epochs, lr=lr, loss=loss, size=size, seed=seed,
                   pretrained=bool(pretrained) if spec.backbone or spec.encoder else None, backbone=spec.backbone or spec.encoder, limit=limit,
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
-                  bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept)
+                  bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept,
+                  init=None if init is None else dict(name=Path(init).name, sha256=file_sha256(init), model=read_checkpoint_meta(init)['model']))
     env = environment()  # taken as the run starts: the code it imported
     set_seed(seed, reproducible=True)
     dls = colorization_dls(folder, space=spec.space, size=size, bs=bs, backbone=spec.backbone, pretrained=pretrained,
@@ -210,7 +222,9 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     make_learner = getattr(spec, 'learner', None) or colorization_learner
     learn_kw = {} if gan_pretrain is None else {'pretrain': float(gan_pretrain)}
     if bf16 or channels_last: learn_kw.update(bf16=bool(bf16), channels_last=bool(channels_last))
-    learn = make_learner(dls, create_model(model, **fusion_kw), loss=loss, path=out, **learn_kw)
+    net = create_model(model, **fusion_kw)
+    if init is not None: _load_init(net, init)
+    learn = make_learner(dls, net, loss=loss, path=out, **learn_kw)
     gan = getattr(learn, 'cond_gan', None)  # a GAN model's callback, which splits the epochs between L1 and adversarial
     config.update(gan_pretrain=None if gan is None else gan.pretrain)
     (out / 'config.json').write_text(json.dumps({**config, 'environment': env}, indent=2))
@@ -265,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
                         '0: adversarial from the start, 1: L1 only (default: 0.5); an error for the other models')
     p.add_argument('--bf16', action='store_true', help='bfloat16 autocast for the forward pass and the loss (faster on recent CPUs and GPUs)')
     p.add_argument('--channels-last', action='store_true', help='NHWC memory layout for the weights and the batches')
+    p.add_argument('--init', default=None, metavar='CKPT', help="start from this checkpoint's weights (e.g. hinteff from a preeff checkpoint)")
     return p
 
 def main(argv:list[str]|None=None) -> int:
@@ -276,7 +291,7 @@ def main(argv:list[str]|None=None) -> int:
                           size=args.size, seed=args.seed, pretrained=args.pretrained, out=out, limit=args.limit,
                           num_workers=args.num_workers, cache_dir=args.cache_dir, embed_size=args.embed_size,
                           gan_pretrain=args.gan_pretrain, bf16=args.bf16, channels_last=args.channels_last,
-                          keep_memory=argv is None)  # the process is the command: nothing else shares its allocator
+                          init=args.init, keep_memory=argv is None)  # the process is the command: nothing else shares its allocator
     except (FileNotFoundError, ValueError) as e:
         print(f'grayscale2color: error: {e}', file=sys.stderr)
         return 2
