@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from .checkpoint import CheckpointError
 from .color import denorm_rgb, rgb_to_l_ab
 from .core import atomic_path, default_cache_dir
-from .inference import InferenceModel, default_checkpoint, load_model
+from .inference import InferenceModel, default_checkpoint, load_model, no_hints_message
 from .models import annealed_mean_ab
 
 # %% auto #0
@@ -55,11 +55,13 @@ def export_onnx(model=None, # a checkpoint path, a module, an `InferenceModel`; 
     m = load_model(model)
     module = m.module.float().cpu().eval()
     s = m.size
-    example = torch.rand(2, 1, s, s * 3 // 2) * 2 - 1
+    example = (torch.rand(2, 1, s, s * 3 // 2) * 2 - 1,)
     dims = {0: torch.export.Dim('batch', min=1, max=4096), 2: torch.export.Dim('height', min=16, max=16384),
             3: torch.export.Dim('width', min=16, max=16384)}
-    prog = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, input_names=['l'], output_names=['pred'],
-                             dynamic_shapes={'l': dims}, verbose=False)
+    names, shapes = ['l'], {'l': dims}
+    if m.takes_hints: example, names, shapes = (*example, torch.zeros(2, 3, s, s * 3 // 2)), ['l', 'hints'], {'l': dims, 'hints': dims}
+    prog = torch.onnx.export(module, example, dynamo=True, opset_version=opset, input_names=names, output_names=['pred'],
+                             dynamic_shapes=shapes, verbose=False)
     proto = prog.model_proto
     proto.metadata_props.add(key=_META_KEY, value=json.dumps(_onnx_meta(m, sha)))
     with atomic_path(dst, overwrite) as tmp_path: onnx.save(proto, str(tmp_path))
@@ -84,6 +86,7 @@ class OnnxModel:
         self.meta, self.sha256 = info.get('checkpoint') or {}, info.get('sha256')
         self.bins = torch.tensor(info['bins']) if self.head == 'bins' else None
         self.temperature = info.get('temperature')
+        self.takes_hints = 'hints' in [i.name for i in self.session.get_inputs()]
 
     def __repr__(self): return f'OnnxModel({self.name!r}, size={self.size}, path={str(self.path)!r})'
 
@@ -93,10 +96,13 @@ class OnnxModel:
         if self.head != 'bins': raise ValueError(f"a temperature applies to models with a 'bins' head (e.g. labclass), not to one predicting {self.head!r}")
         if not T >= 0: raise ValueError(f'temperature must be >= 0, got {T}')
 
-    def predict_ab(self, l:Tensor, temperature:float|None=None) -> Tensor:
-        "Normalised ab predicted for normalised L (float32, on the CPU)."
+    def predict_ab(self, l:Tensor, temperature:float|None=None, hints:Tensor|None=None) -> Tensor:
+        "Normalised ab predicted for normalised L (float32, on the CPU); `hints`: a hint map, for a model that takes them."
         self.check_temperature(temperature)
-        pred = torch.from_numpy(self.session.run(None, {'l': np.ascontiguousarray(l.float().cpu().numpy())})[0])
+        feed = {'l': np.ascontiguousarray(l.float().cpu().numpy())}
+        if hints is not None and not self.takes_hints: raise ValueError(no_hints_message(self.name))
+        if self.takes_hints: feed['hints'] = np.zeros((len(l), 3, *l.shape[-2:]), np.float32) if hints is None else np.ascontiguousarray(hints.float().cpu().numpy())
+        pred = torch.from_numpy(self.session.run(None, feed)[0])
         if self.head == 'ab': return pred
         if self.head == 'rgb': return rgb_to_l_ab(denorm_rgb(pred))[1]
         return annealed_mean_ab(pred, self.bins, self.temperature if temperature is None else temperature)

@@ -25,13 +25,14 @@ from .color import gray_rgb, l_ab_to_rgb, rgb_to_l
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .core import atomic_path
+from .hints import hint_map
 from .models import MODELS, with_backbone
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'OUTPUT_TAGS', 'Photo', 'gray_l', 'read_photo', 'compute_lightness', 'model_input_size', 'resize_l',
-           'upsample_ab', 'default_checkpoint', 'InferenceModel', 'decoding_temperature', 'load_model',
-           'colorize_photos', 'colorize', 'output_path', 'save_atomic', 'compare_figure', 'find_inputs', 'Job',
-           'plan_outputs']
+           'upsample_ab', 'default_checkpoint', 'InferenceModel', 'no_hints_message', 'decoding_temperature',
+           'load_model', 'colorize_photos', 'colorize', 'output_path', 'save_atomic', 'compare_figure', 'find_inputs',
+           'Job', 'plan_outputs']
 
 # %% ../nbs/08_inference.ipynb #14cf3cea
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
@@ -227,13 +228,23 @@ class InferenceModel:
 
     @property
     def device(self) -> torch.device: return next(self.module.parameters()).device
+    @property
+    def takes_hints(self) -> bool: return bool(getattr(self.module, 'takes_hints', False))
 
     @torch.inference_mode()
-    def predict_ab(self, l:Tensor, temperature:float|None=None) -> Tensor:
+    def predict_ab(self, l:Tensor, temperature:float|None=None,
+                   hints:Tensor|None=None, # a hint map (B, 3, h, w) for a model that takes hints (see `colorization.hints`)
+                  ) -> Tensor:
         "Normalised ab predicted for normalised L (on the CPU, float32); `temperature`: see `decoding_temperature`."
         self.module.eval()
+        extra = () if hints is None else (hints.to(self.device),)
+        if extra and not self.takes_hints: raise ValueError(no_hints_message(self.name))
         with decoding_temperature(self.module, temperature):
-            return self.module.decode_ab(self.module(l.to(self.device))).float().cpu()
+            return self.module.decode_ab(self.module(l.to(self.device), *extra)).float().cpu()
+
+def no_hints_message(name:str) -> str:
+    "The error for hints given to a model without hint inputs."
+    return f'the {name!r} model takes no colour hints; use a model that does (hinteff)'
 
 @contextmanager
 def decoding_temperature(module:nn.Module, # a model with a 'bins' head (or a `Colorizer` of one)
@@ -296,9 +307,15 @@ def colorize_photos(photos:Sequence[Photo], # photos from `read_photo`
                     bs:int=16, # photos per batch
                     budget:int=2 ** 22, # full-resolution pixels upsampled and converted at once
                     temperature:float|None=None, # 'bins' models: annealed-mean temperature (default: the model's, 0.38)
+                    hints:Sequence|None=None, # per photo, its colour hints [(x, y, (r, g, b)), ...] in its own pixels (hint models)
                    ) -> list[Image.Image]:
     "Colorize `photos` at full resolution, batching the photos that share a model-input size."
     size = size or model.size
+    if hints is not None:
+        if len(hints) != len(photos): raise ValueError(f'{len(hints)} hint lists for {len(photos)} photos')
+        if not getattr(model, 'takes_hints', False):
+            if any(len(h) for h in hints): raise ValueError(no_hints_message(model.name))
+            hints = None
     compute_lightness(photos)
     groups = defaultdict(list)
     for i, p in enumerate(photos): groups[model_input_size(*p.size, size, fit)].append(i)
@@ -307,7 +324,8 @@ def colorize_photos(photos:Sequence[Photo], # photos from `read_photo`
         for j in range(0, len(idx), bs):
             batch = idx[j:j + bs]
             l_small = torch.stack([resize_l(photos[i].l, msize) for i in batch])
-            ab = model.predict_ab(l_small, temperature)
+            hmap = None if hints is None else torch.stack([hint_map(hints[i], photos[i].size, msize) for i in batch])
+            ab = model.predict_ab(l_small, temperature) if hmap is None else model.predict_ab(l_small, temperature, hints=hmap)
             guide = ab.shape[-2:] == l_small.shape[-2:]
             same = defaultdict(list)  # photos of equal full size are upsampled and converted together
             for k, i in enumerate(batch): same[photos[i].size].append(k)
@@ -328,11 +346,13 @@ def colorize(image, # a file path, a PIL image, a numpy array (see `read_photo`)
              image_type:str='auto', # 'auto', 'gray' or 'rgb' (see `read_photo`)
              device:str='cpu', # where the model runs, when it is loaded here
              temperature:float|None=None, # 'bins' models: annealed-mean temperature (default: the model's, 0.38)
+             hints:Sequence|None=None, # colour hints [(x, y, (r, g, b)), ...]: points in the photo's own pixels (as displayed), sRGB 0..255
             ) -> Image.Image:
     "Colorize one photo: a colour PIL image of the input's full size."
     model = load_model(model, device=device)
     photo = image if isinstance(image, Photo) else read_photo(image, image_type)
-    return colorize_photos([photo], model, size=size, fit=fit, upsample=upsample, temperature=temperature)[0]
+    return colorize_photos([photo], model, size=size, fit=fit, upsample=upsample, temperature=temperature,
+                           hints=None if hints is None else [list(hints)])[0]
 
 # %% ../nbs/08_inference.ipynb #3d28f6c9
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm', '.pbm', '.pnm')
