@@ -56,8 +56,9 @@ def export_onnx(model=None, # a checkpoint path, a module, an `InferenceModel`; 
     module = m.module.float().cpu().eval()
     s = m.size
     example = (torch.rand(2, 1, s, s * 3 // 2) * 2 - 1,)
-    dims = {0: torch.export.Dim('batch', min=1, max=4096), 2: torch.export.Dim('height', min=16, max=16384),
-            3: torch.export.Dim('width', min=16, max=16384)}
+    # sides are multiples of 8, as `model_input_size` makes them (the decoder's 1/8-size features then meet the input exactly)
+    dims = {0: torch.export.Dim('batch', min=1, max=4096), 2: 8 * torch.export.Dim('height8', min=2, max=2048),
+            3: 8 * torch.export.Dim('width8', min=2, max=2048)}
     names, shapes = ['l'], {'l': dims}
     if m.takes_hints: example, names, shapes = (*example, torch.zeros(2, 3, s, s * 3 // 2)), ['l', 'hints'], {'l': dims, 'hints': dims}
     prog = torch.onnx.export(module, example, dynamo=True, opset_version=opset, input_names=names, output_names=['pred'],

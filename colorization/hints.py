@@ -15,7 +15,7 @@ from .color import norm_ab, rgb2lab
 from .models import FusionNet, _check_l
 
 # %% auto #0
-__all__ = ['HINT_CHANNELS', 'HintFusionNet', 'simulate_hints', 'hint_ab', 'hint_map']
+__all__ = ['HINT_CHANNELS', 'HintFusionNet', 'simulate_hints', 'truth_hints', 'hint_ab', 'hint_map']
 
 # %% ../nbs/03b_hints.ipynb #fe09eaee
 HINT_CHANNELS = 3  # normalised a, b (zero where no hint), and the mask
@@ -33,8 +33,8 @@ class HintFusionNet(FusionNet):
     def forward(self, l:Tensor, emb:Tensor, hints:Tensor|None=None) -> Tensor:
         "Prediction for normalised L, the backbone's embedding and (optionally) the hint map."
         _check_l(l)
-        if hints is not None and (hints.ndim != 4 or hints.shape[1] != HINT_CHANNELS or hints.shape[-2:] != l.shape[-2:] or len(hints) != len(l)):
-            raise ValueError(f'expected a hint map of shape ({len(l)}, {HINT_CHANNELS}, {l.shape[-2]}, {l.shape[-1]}), got {tuple(hints.shape)}')
+        if hints is not None and (hints.ndim != 4 or hints.shape[1] != HINT_CHANNELS or hints.shape[-2:] != l.shape[-2:] or hints.shape[0] != l.shape[0]):
+            raise ValueError(f'expected a hint map of shape ({l.shape[0]}, {HINT_CHANNELS}, {l.shape[-2]}, {l.shape[-1]}), got {tuple(hints.shape)}')
         if emb.ndim != 2 or emb.shape != (l.shape[0], self.emb_dim):
             raise ValueError(f'expected embeddings of shape ({l.shape[0]}, {self.emb_dim}), got {tuple(emb.shape)}')
         enc, dec = self.encoder, self.decoder
@@ -77,6 +77,21 @@ def simulate_hints(ab:Tensor, # the true normalised ab (B, 2, H, W)
         ys, xs = (rand(n) * h).long().tolist(), (rand(n) * w).long().tolist()
         ks = [patches[i] for i in (rand(n) * len(patches)).long().tolist()]
         for x, y, k in zip(xs, ys, ks): _paint(hints, b, x, y, k, pooled[k][b, :, y, x])
+    return hints
+
+# %% ../nbs/03b_hints.ipynb #15088ffa
+def truth_hints(ab:Tensor, # the true normalised ab (B, 2, H, W)
+                n:int, # hints per image
+                patch:int=3, # the patch size
+                generator:torch.Generator|None=None,
+               ) -> Tensor: # the hint map (B, 3, H, W)
+    "Exactly `n` hints per image, each a `patch` x `patch` patch with the truth's mean ab there."
+    B, _, h, w = ab.shape
+    hints = torch.zeros(B, 3, h, w, device=ab.device)
+    pooled = F.avg_pool2d(ab.detach().float(), patch, stride=1, padding=patch // 2, count_include_pad=False)
+    for b in range(B):
+        ys, xs = (torch.rand(n, generator=generator) * h).long().tolist(), (torch.rand(n, generator=generator) * w).long().tolist()
+        for x, y in zip(xs, ys): _paint(hints, b, x, y, patch, pooled[b, :, y, x])
     return hints
 
 # %% ../nbs/03b_hints.ipynb #39399faf
