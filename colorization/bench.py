@@ -136,7 +136,7 @@ def train_setup(name:str, # a registered model name
                ) -> TrainStep:
     "A fresh model `name` in training mode with its registry loss and an Adam optimiser, as a `TrainStep`."
     MODELS, create_model, get_loss = _models()
-    if name not in MODELS: raise ValueError(f'unknown model {name!r}; choose from {", ".join(MODELS)}')
+    _model_spec(name)  # a clear error for an unknown name
     torch.manual_seed(seed)
     model = create_model(name).train()  # (a fusion model's `pretrained` flag only records where its embeddings came from)
     if channels_last: model = model.to(memory_format=torch.channels_last)
@@ -148,6 +148,11 @@ def _models():
     from colorization.losses import get_loss
     from colorization.models import MODELS, create_model
     return MODELS, create_model, get_loss
+
+def _model_spec(name:str):
+    "`colorization.models.model_spec` (imported when needed)."
+    from colorization.models import model_spec
+    return model_spec(name)
 
 # %% ../nbs/10_bench.ipynb #273e7217
 from .learner import BF16Autocast, keep_freed_memory  # bfloat16 autocast on the CPU or GPU (defined with the learner)
@@ -411,7 +416,7 @@ def bench_model(name:str, # a registered model name
                 pretrained:bool=True, rounds:int=2, log:Callable[[str], None]=lambda s: None) -> dict:
     "Every measurement in `sections` for model `name` on the photos of `data` (arguments as in `run_bench`)."
     MODELS, _, _ = _models()
-    if name not in MODELS: raise ValueError(f'unknown model {name!r}; choose from {", ".join(MODELS)}')
+    _model_spec(name)  # a clear error for an unknown name
     spec = MODELS[name]
     out = dict(space=spec.space, backbone=spec.backbone, pretrained=pretrained if spec.backbone else None)
     t = time.perf_counter()

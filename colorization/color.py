@@ -8,11 +8,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
 __all__ = ['AB_SCALE', 'rgb2lab', 'lab2rgb', 'norm_l', 'denorm_l', 'norm_ab', 'denorm_ab', 'norm_rgb', 'denorm_rgb',
-           'to_float_rgb', 'rgb_to_l_ab', 'l_ab_to_rgb', 'rgb_to_l', 'gray_rgb', 'ab_bins']
+           'to_float_rgb', 'rgb_to_l_ab', 'l_ab_to_rgb', 'rgb_to_l', 'gray_rgb', 'ab_bins', 'annealed_mean']
 
 # %% ../nbs/00_color.ipynb #529c5425
 _RGB2XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
@@ -100,3 +101,18 @@ def ab_bins(width:float=10.) -> Tensor:
     "Centres (Q, 2) of the in-gamut ab bins of side `width` Lab units, in normalised ab (Lab / 110)."
     if not width > 0: raise ValueError(f'bin width must be positive, got {width}')
     return norm_ab(_gamut_bins_lab(float(width))).clone()
+
+# %% ../nbs/00_color.ipynb #d3dfde7d
+def annealed_mean(logits:Tensor,         # scores (..., Q, H, W) over the bins
+                  bins:Tensor|None=None, # bin centres (Q, 2), normalised; default `ab_bins()`
+                  T:float=0.38,          # temperature: 1 = mean, 0 = mode (the most likely bin)
+                  ) -> Tensor:           # normalised ab (..., 2, H, W)
+    "Decode bin scores into normalised ab with the annealed mean of Zhang et al. (2016)."
+    bins = ab_bins() if bins is None else bins
+    if logits.ndim < 3 or logits.shape[-3] != len(bins):
+        raise ValueError(f'expected scores over {len(bins)} bins at dim -3, got shape {tuple(logits.shape)}')
+    if T < 0: raise ValueError(f'temperature must be >= 0, got {T}')
+    logits = logits.float()
+    if T == 0: p = F.one_hot(logits.argmax(-3), len(bins)).movedim(-1, -3).float()
+    else: p = torch.softmax(logits / T, dim=-3)
+    return torch.einsum('...qhw,qc->...chw', p, bins.to(p))

@@ -128,9 +128,9 @@ def train_distributed(model:str='labnet', # a registered model name
     "Train `model` data-parallel on the processes of this launch (or on one); returns this process's record. Not for `labgan`."
     from colorization.data import colorization_dls
     from colorization.learner import colorization_learner, save_checkpoint
-    from colorization.models import MODELS, create_model
+    from colorization.models import MODELS, create_model, model_spec
     from colorization.train import data_folder
-    if model not in MODELS: raise ValueError(f'unknown model {model!r}; choose from {", ".join(MODELS)}')
+    model_spec(model)  # a clear error for an unknown name
     spec = MODELS[model]
     if spec.learner is not None or spec.fit is not None:  # checked first: nothing is read, started or written
         raise ValueError(f'model {model!r} has its own training procedure (labgan: L1 pre-training, then a GAN critic, in a '

@@ -79,7 +79,7 @@ def simulate_hints(ab:Tensor, # the true normalised ab (B, 2, H, W)
         for x, y, k in zip(xs, ys, ks): _paint(hints, b, x, y, k, pooled[k][b, :, y, x])
     return hints
 
-# %% ../nbs/03b_hints.ipynb #15088ffa
+# %% ../nbs/03b_hints.ipynb #377657df
 def truth_hints(ab:Tensor, # the true normalised ab (B, 2, H, W)
                 n:int, # hints per image
                 patch:int=3, # the patch size

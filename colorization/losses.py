@@ -16,13 +16,12 @@ import torch.nn.functional as F
 from fastai.losses import BaseLoss, MSELossFlat
 from torch import Tensor, nn
 
-from .color import ab_bins, denorm_ab, norm_ab, rgb2lab, rgb_to_l_ab
+from .color import ab_bins, annealed_mean, denorm_ab, norm_ab, rgb2lab, rgb_to_l_ab
 from .core import default_cache_dir
 
 # %% auto #0
-__all__ = ['HUBER_DELTA', 'LOSSES', 'HuberLossFlat', 'SoftEncoder', 'soft_encode', 'annealed_mean', 'ab_histogram',
-           'smooth_distribution', 'weights_from_distribution', 'rebalance_weights', 'class_weights', 'RebalancedCELoss',
-           'get_loss']
+__all__ = ['HUBER_DELTA', 'LOSSES', 'HuberLossFlat', 'SoftEncoder', 'soft_encode', 'ab_histogram', 'smooth_distribution',
+           'weights_from_distribution', 'rebalance_weights', 'class_weights', 'RebalancedCELoss', 'get_loss']
 
 # %% ../nbs/04_losses.ipynb #08c38ed7
 HUBER_DELTA = 0.1  # normalised units: 11 Lab units of ab, 0.05 of the RGB range
@@ -125,21 +124,6 @@ def soft_encode(ab:Tensor,              # normalised ab (B, 2, H, W)
     "Soft-encode normalised ab over its `k` nearest bins with a Gaussian kernel of `sigma` Lab units."
     enc = _default_encoder(k, float(sigma), str(ab.device)) if bins is None else SoftEncoder(bins, k, sigma).to(ab.device)
     return enc.dense(ab) if dense else enc(ab)
-
-# %% ../nbs/04_losses.ipynb #94e23947
-def annealed_mean(logits:Tensor,         # scores (..., Q, H, W) over the bins
-                  bins:Tensor|None=None, # bin centres (Q, 2), normalised; default `ab_bins()`
-                  T:float=0.38,          # temperature: 1 = mean, 0 = mode (the most likely bin)
-                  ) -> Tensor:           # normalised ab (..., 2, H, W)
-    "Decode bin scores into normalised ab with the annealed mean of Zhang et al. (2016)."
-    bins = ab_bins() if bins is None else bins
-    if logits.ndim < 3 or logits.shape[-3] != len(bins):
-        raise ValueError(f'expected scores over {len(bins)} bins at dim -3, got shape {tuple(logits.shape)}')
-    if T < 0: raise ValueError(f'temperature must be >= 0, got {T}')
-    logits = logits.float()
-    if T == 0: p = F.one_hot(logits.argmax(-3), len(bins)).movedim(-1, -3).float()
-    else: p = torch.softmax(logits / T, dim=-3)
-    return torch.einsum('...qhw,qc->...chw', p, bins.to(p))
 
 # %% ../nbs/04_losses.ipynb #cfe6e4c0
 def _chunk_ab(x, start:int, stop:int) -> Tensor:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 
 from .backbones import BACKBONES, FrozenBackbone, load_backbone, pretrained_available, read_state_dict
-from .color import ab_bins, denorm_rgb, rgb_to_l_ab
+from .color import ab_bins, annealed_mean, denorm_rgb, rgb_to_l_ab
 
 # %% auto #0
 __all__ = ['HEADS', 'MODELS', 'ResNetEncoder', 'conv_bn_relu', 'Decoder', 'annealed_mean_ab', 'ColorModel', 'ColorNet',
@@ -89,10 +89,7 @@ def annealed_mean_ab(scores:Tensor, # (B, Q, h, w) scores over the bins
     "Expected ab under `softmax(scores / T)` over the bins (the annealed mean)."
     if scores.ndim != 4 or scores.shape[1] != len(bins):
         raise ValueError(f'expected scores of shape (B, {len(bins)}, h, w), got {tuple(scores.shape)}')
-    if T < 0: raise ValueError(f'temperature must be >= 0, got {T}')
-    scores = scores.float()
-    p = F.one_hot(scores.argmax(1), len(bins)).movedim(-1, 1).float() if T == 0 else torch.softmax(scores / T, 1)
-    return torch.einsum('bqhw,qc->bchw', p, bins.to(p))
+    return annealed_mean(scores, bins, T)
 
 class ColorModel(nn.Module):
     "Base of the colorization models: the output `head` ('rgb', 'ab' or 'bins') and `decode_ab(pred)`."

@@ -28,7 +28,7 @@ import colorization
 from .data import colorization_dls, data_sources
 from .learner import colorization_learner, keep_freed_memory, save_checkpoint, show_results
 from .checkpoint import load_checkpoint, read_checkpoint_meta
-from .models import MODELS, create_model
+from .models import MODELS, create_model, model_spec
 
 # %% auto #0
 __all__ = ['CODE_EXCLUDE', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment', 'run_settings',
@@ -108,7 +108,7 @@ def _positive_int(name:str, v, minimum:int=1) -> int:
 
 def run_settings(model:str, bs=None, epochs=None, lr=None, loss=None, size=None, limit=None, valid_pct:float=0.2) -> dict:
     "The model's training settings: the registry's defaults where not given, each checked (a clear `ValueError` for nonsense)."
-    if model not in MODELS: raise ValueError(f'unknown model {model!r}; choose from {", ".join(MODELS)}')
+    model_spec(model)  # a clear error for an unknown name
     spec = MODELS[model]
     loss = spec.loss if loss is None else loss
     if loss not in spec.losses: raise ValueError(f'model {model!r} trains with {" or ".join(spec.losses)}, not {loss!r}')
