@@ -102,7 +102,7 @@ def ab_bins(width:float=10.) -> Tensor:
     if not width > 0: raise ValueError(f'bin width must be positive, got {width}')
     return norm_ab(_gamut_bins_lab(float(width))).clone()
 
-# %% ../nbs/00_color.ipynb #d3dfde7d
+# %% ../nbs/00_color.ipynb #ff5d2ec6
 def annealed_mean(logits:Tensor,         # scores (..., Q, H, W) over the bins
                   bins:Tensor|None=None, # bin centres (Q, 2), normalised; default `ab_bins()`
                   T:float=0.38,          # temperature: 1 = mean, 0 = mode (the most likely bin)
