@@ -63,8 +63,8 @@ def _error_text(e:BaseException) -> str:
 def _missing_reason(arg:str) -> str:
     import glob
     p = Path(arg).expanduser()
-    if p.is_dir(): return 'no image or video files in this folder'
-    return 'no image or video file matches this pattern' if glob.has_magic(arg) else 'no such file or folder'
+    if p.is_dir(): return 'no image files in this folder, nor videos'
+    return 'no image file matches this pattern, nor any video' if glob.has_magic(arg) else 'no such file or folder'
 
 def _skip_reason(job, inputs:set[Path], overwrite:bool) -> str|None:
     "Why `job` must not run: an output would replace an input, or exists already (without `overwrite`)."
