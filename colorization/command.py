@@ -74,7 +74,7 @@ def _skip_reason(job, inputs:set[Path], overwrite:bool) -> str|None:
     if there and not overwrite: return f'{there[0]} exists (use --overwrite to replace it)'
     return None
 
-def _read_chunks(jobs:Sequence, image_type:str, n:int, rep:_Report, hints:dict):
+def _read_chunks(jobs:Sequence, image_type:str, n:int, rep:_Report):
     "Read the photos of `jobs`, `n` at a time (fewer when they are big), reporting the unreadable ones."
     from colorization.inference import read_photo
     chunk, pixels = [], 0
@@ -82,7 +82,7 @@ def _read_chunks(jobs:Sequence, image_type:str, n:int, rep:_Report, hints:dict):
         try: photo = read_photo(job.src, image_type)
         except Exception as e: rep.fail(job.src, _error_text(e)); rep.bar.update(); continue
         chunk.append((job, photo)); pixels += photo.size[0] * photo.size[1]
-        if len(chunk) >= n or pixels >= 2 ** 25 or hints: yield chunk; chunk, pixels = [], 0
+        if len(chunk) >= n or pixels >= 2 ** 25: yield chunk; chunk, pixels = [], 0
     if chunk: yield chunk
 
 # %% ../nbs/08c_command.ipynb #364453ef
@@ -132,7 +132,7 @@ def _video_job(job, rep, model, args) -> None:
 def _photo_jobs(jobs, rep, model, args, hints) -> None:
     "Colorize the photo jobs a chunk at a time, reporting each."
     from colorization.inference import colorize_photos, compare_figure, save_atomic
-    for chunk in _read_chunks(jobs, args.image_type, 4 * args.bs, rep, hints):
+    for chunk in _read_chunks(jobs, args.image_type, 4 * args.bs, rep):
         try:
             extra = {'hints': [hints.get(j.src.resolve(), []) for j, _ in chunk]} if hints else {}
             colors = colorize_photos([p for _, p in chunk], model, size=args.size, fit=args.fit, upsample=args.upsample, bs=args.bs,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import sys
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 # %% auto #0
-__all__ = ['default_cache_dir', 'progress', 'atomic_path', 'write_atomic', 'keep_freed_memory']
+__all__ = ['default_cache_dir', 'progress', 'atomic_path', 'write_atomic', 'file_sha256', 'keep_freed_memory']
 
 # %% ../nbs/00_core.ipynb #55318c61
 def default_cache_dir() -> Path:
@@ -70,6 +71,14 @@ def write_atomic(path:str|Path, text:str) -> Path:
     "Write `text` to `path` atomically."
     with atomic_path(path) as tmp: Path(tmp).write_text(text)
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #39c0f6ce
+def file_sha256(path:str|Path) -> str:
+    "The SHA-256 of a file's bytes (read in 1 MiB blocks)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #352fd248
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from torch import Tensor, nn
 
 from .checkpoint import CheckpointError
 from .color import denorm_rgb, rgb_to_l_ab
-from .core import atomic_path, default_cache_dir
+from .core import atomic_path, default_cache_dir, file_sha256
 from .inference import InferenceModel, default_checkpoint, load_model, no_hints_message
 from .models import annealed_mean_ab
 
@@ -27,12 +26,6 @@ __all__ = ['OPSET', 'export_onnx', 'OnnxModel', 'onnx_model', 'main']
 # %% ../nbs/08b_export.ipynb #57cdd5d5
 OPSET = 18  # the first opset with an antialiased Resize
 _META_KEY = 'colorization'
-
-def _file_sha256(path:Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
-    return h.hexdigest()
 
 def _inner(module:nn.Module) -> nn.Module: return getattr(module, 'model', module)  # a `Colorizer` holds the model
 
@@ -50,8 +43,7 @@ def export_onnx(model=None, # a checkpoint path, a module, an `InferenceModel`; 
                ) -> Path:
     "Export `model`'s forward pass (L in, the head's prediction out; a fusion model with its backbone) to `dst`, atomically."
     import onnx  # only the export needs it
-    sha = _file_sha256(Path(model)) if isinstance(model, (str, Path)) else None
-    if model is None: sha = _file_sha256(default_checkpoint())
+    sha = file_sha256(default_checkpoint() if model is None else model) if model is None or isinstance(model, (str, Path)) else None
     m = load_model(model)
     module = m.module.float().cpu().eval()
     s = m.size
@@ -117,7 +109,7 @@ def onnx_model(model=None, # a checkpoint path, an .onnx file, or None (the ship
     path = default_checkpoint() if model is None else Path(model).expanduser()
     if not path.is_file(): raise FileNotFoundError(f'no checkpoint at {path}')
     if path.suffix.lower() == '.onnx': return OnnxModel(path, threads)
-    sha = _file_sha256(path)
+    sha = file_sha256(path)
     m = load_model(path)  # checks the checkpoint before anything is exported
     dst = Path(cache_dir or default_cache_dir()) / 'onnx' / f'{m.name}-{sha[:16]}.onnx'
     if not dst.is_file(): export_onnx(path, dst, overwrite=True)

@@ -28,12 +28,13 @@ import colorization
 from .data import colorization_dls, data_sources
 from .learner import colorization_learner, keep_freed_memory, save_checkpoint, show_results
 from .checkpoint import load_checkpoint, read_checkpoint_meta
+from .core import file_sha256
 from .models import MODELS, create_model, model_spec
 
 # %% auto #0
 __all__ = ['CODE_EXCLUDE', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment', 'run_settings',
-           'plot_curves', 'gan_models', 'check_switches', 'file_sha256', 'train', 'parser', 'main', 'record_data',
-           'run_dls', 'rescore', 'evaluate', 'evaluate_run', 'paired_bootstrap']
+           'plot_curves', 'gan_models', 'check_switches', 'train', 'parser', 'main', 'record_data', 'run_dls',
+           'rescore', 'evaluate', 'evaluate_run', 'paired_bootstrap']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|list|None=None) -> Path|list[Path]:
@@ -167,13 +168,6 @@ def _load_init(net:nn.Module, init:str|Path):
     return missing
 
 # %% ../nbs/06a_train.ipynb #3e3c640c
-def file_sha256(path:str|Path) -> str:
-    "The SHA-256 of a file's bytes."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
-    return h.hexdigest()
-
 def train(model:str='labnet',       # a registered model name (see `MODELS`)
           data:str|Path|None=None,   # folder of colour photos; default `$COLORIZATION_DATA`
           bs:int|None=None,          # batch size; default: the model's
