@@ -12,40 +12,92 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .color import norm_ab, rgb2lab
-from .models import FusionNet, _check_l
+from .models import FusionNet, _check_l, conv_bn_relu
 
 # %% auto #0
-__all__ = ['HINT_CHANNELS', 'HintFusionNet', 'simulate_hints', 'truth_hints', 'hint_ab', 'hint_map']
+__all__ = ['HINT_CHANNELS', 'HINT_SCALES', 'propagate_hints', 'HintRefiner', 'HintFusionNet', 'simulate_hints', 'truth_hints',
+           'hint_ab', 'hint_map']
 
 # %% ../nbs/03b_hints.ipynb #fe09eaee
 HINT_CHANNELS = 3  # normalised a, b (zero where no hint), and the mask
+HINT_SCALES = (2, 4, 8, 16, 32, 0)  # cell sizes (px at the model's size) over which hints are averaged; 0: the whole image
+
+def propagate_hints(hints:Tensor, # the hint map (B, 3, H, W)
+                    ab:Tensor, # the prediction (B, 2, H, W), normalised ab
+                    scales:Sequence[int]=HINT_SCALES, # cell sizes; 0 is the whole image
+                   ) -> tuple[Tensor, Tensor]: # corrections (B, S, 2, H, W), hint densities (B, S, H, W)
+    "For every scale, the mean disagreement (hint - prediction) of the hints in each cell, interpolated bilinearly over the image, and the cells' hint density."
+    m = hints[:, 2:]
+    d = m * (hints[:, :2] - ab)
+    size = tuple(hints.shape[-2:])
+    ups, dens = [], []
+    for k in scales:
+        pm, pd = (m.mean((2, 3), keepdim=True), d.mean((2, 3), keepdim=True)) if k == 0 else \
+                 (F.avg_pool2d(m, k, ceil_mode=True), F.avg_pool2d(d, k, ceil_mode=True))
+        pd, pm = (F.interpolate(t, size=size, mode='bilinear', align_corners=False) for t in (pd, pm))
+        ups.append(pd / pm.clamp_min(1e-8))  # sum and mask interpolated apart: empty cells do not dilute a hint (0 out of reach)
+        dens.append(pm)
+    return torch.stack(ups, 1), torch.cat(dens, 1)
+
+class HintRefiner(nn.Module):
+    "Mixes the hints' corrections across scales, pixel by pixel: a small U-Net at half resolution weighs each scale (or none) from L, the prediction and the densities."
+    def __init__(self,
+                 scales:Sequence[int]=HINT_SCALES, # see `propagate_hints`
+                 widths:tuple[int, ...]=(16, 32, 64, 64), # channels at 1/2, 1/4, ... of the input size
+                ):
+        super().__init__()
+        self.scales = tuple(scales)
+        n_in, n_out = 1 + 2 + 3 * len(self.scales), len(self.scales) + 1  # L, ab, corrections and densities; a weight per scale and one for "no change"
+        down = lambda a, b: [nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True), *conv_bn_relu(b, b)]
+        self.stem = nn.Sequential(*down(n_in, widths[0]))
+        self.downs = nn.ModuleList(nn.Sequential(*down(a, b)) for a, b in zip(widths, widths[1:]))
+        self.ups = nn.ModuleList(nn.Sequential(*conv_bn_relu(a + b, a)) for a, b in zip(widths, widths[1:]))
+        self.out = nn.Conv2d(widths[0], n_out, 3, padding=1)
+        for t in (self.out.weight, self.out.bias): nn.init.zeros_(t)  # equal weights at the start
+
+    def forward(self, l:Tensor, ab:Tensor, hints:Tensor) -> Tensor:
+        "The correction of `ab` (B, 2, H, W) for the hints."
+        corr, dens = propagate_hints(hints, ab, self.scales)
+        x = torch.cat([l, ab, corr.flatten(1, 2), dens.clamp_min(1e-4).log() / 10 + 1], 1)
+        xs = [self.stem(x)]
+        for d in self.downs: xs.append(d(xs[-1]))
+        y = xs.pop()
+        for up, skip in zip(reversed(self.ups), reversed(xs)):
+            y = up(torch.cat([skip, F.interpolate(y, size=skip.shape[-2:], mode='bilinear', align_corners=False)], 1))
+        w = F.interpolate(self.out(y), size=tuple(l.shape[-2:]), mode='bilinear', align_corners=False).softmax(1)[:, :-1]
+        return (w[:, :, None] * corr).sum(1)
 
 class HintFusionNet(FusionNet):
     "`FusionNet` that also takes a hint map `(B, 3, H, W)`: [a * mask, b * mask, mask] at the input's size. `forward(l, emb, hints=None)`."
     takes_hints = True
 
-    def __init__(self, **kwargs): # `FusionNet`'s arguments
+    def __init__(self, refiner_widths:tuple[int, ...]=(16, 32, 64, 64), **kwargs): # `HintRefiner`'s widths; `FusionNet`'s arguments
         super().__init__(**kwargs)
-        self.hint_stem = nn.Conv2d(HINT_CHANNELS, self.encoder.conv1.out_channels, 3, stride=2, padding=1, bias=False)
-        self.hint_skip = nn.Conv2d(HINT_CHANNELS, self.decoder.out.in_channels, 3, padding=1, bias=False)
-        for c in (self.hint_stem, self.hint_skip): nn.init.zeros_(c.weight)
+        self.refiner = HintRefiner(widths=tuple(refiner_widths))
+        self.base_frozen = False
+
+    def freeze_base(self):
+        "Train the refiner alone: the fusion network's weights fixed and its batch norms in eval mode, so it stays its twin."
+        for n, p in self.named_parameters(): p.requires_grad_(n.startswith('refiner.'))
+        self.base_frozen = True
+        return self.train(self.training)
+
+    def train(self, mode:bool=True):
+        super().train(mode)
+        if getattr(self, 'base_frozen', False):
+            for m in (self.encoder, self.project, self.fuse, self.decoder): m.eval()
+        return self
 
     def forward(self, l:Tensor, emb:Tensor, hints:Tensor|None=None) -> Tensor:
         "Prediction for normalised L, the backbone's embedding and (optionally) the hint map."
         _check_l(l)
         if hints is not None and (hints.ndim != 4 or hints.shape[1] != HINT_CHANNELS or hints.shape[-2:] != l.shape[-2:] or hints.shape[0] != l.shape[0]):
             raise ValueError(f'expected a hint map of shape ({l.shape[0]}, {HINT_CHANNELS}, {l.shape[-2]}, {l.shape[-1]}), got {tuple(hints.shape)}')
-        if emb.ndim != 2 or emb.shape != (l.shape[0], self.emb_dim):
-            raise ValueError(f'expected embeddings of shape ({l.shape[0]}, {self.emb_dim}), got {tuple(emb.shape)}')
-        enc, dec = self.encoder, self.decoder
-        x = enc.conv1(l)
-        if hints is not None: x = x + self.hint_stem(hints.to(x.dtype))
-        f = enc.layer2(enc.layer1(enc.maxpool(enc.relu(enc.bn1(x)))))
-        g = self.project(emb.to(f.dtype))[:, :, None, None].expand(-1, -1, *f.shape[-2:])
-        y = dec.layers(self.fuse(torch.cat([f, g], 1)))
-        if tuple(y.shape[-2:]) != tuple(l.shape[-2:]): y = F.interpolate(y, size=tuple(l.shape[-2:]), mode='bilinear', align_corners=False)
-        if hints is not None: y = y + self.hint_skip(hints.to(y.dtype))
-        return torch.tanh(dec.out(y))
+        ab = super().forward(l, emb)  # the twin's prediction
+        if hints is None: return ab
+        hints = hints.to(ab.dtype)
+        has = (hints[:, 2:].flatten(1).amax(1) > 0).to(ab.dtype)[:, None, None, None]  # images without a hint stay exactly the twin's
+        return (ab + has * self.refiner(l.to(ab.dtype), ab, hints)).clamp(-1, 1)
 
 # %% ../nbs/03b_hints.ipynb #e1cc4d4f
 def _paint(hints:Tensor, b:int, x:int, y:int, k:int, ab:Tensor):

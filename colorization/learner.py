@@ -28,8 +28,8 @@ from .core import keep_freed_memory  # re-exported
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['BF16Autocast', 'colorization_learner', 'HintSimulator', 'hint_splitter', 'hint_learner', 'fit_hints', 'predict_batch',
-           'truth_rgb', 'show_grid', 'show_results']
+__all__ = ['BF16Autocast', 'colorization_learner', 'HintSimulator', 'hint_splitter', 'hint_learner', 'predict_batch', 'truth_rgb',
+           'show_grid', 'show_results']
 
 # %% ../nbs/06_learner.ipynb #0d8950a7
 class BF16Autocast(Callback):
@@ -76,20 +76,14 @@ class HintSimulator(Callback):
         if self.training: self.learn.xb = (*self.xb, simulate_hints(self.y, **self.kwargs))
 
 def hint_splitter(model:nn.Module) -> list:
-    "Two parameter groups: the pretrained network, and the new hint convolutions (which start at zero and need a larger step)."
-    hint = [p for n, p in model.named_parameters() if n.startswith('hint_')]
-    ids = {id(p) for p in hint}
-    return [[p for p in model.parameters() if id(p) not in ids], hint]
+    "One parameter group: the hint refiner (the twin stays as it is)."
+    return [list(model.refiner.parameters())]
 
 def hint_learner(dls, model, cbs:list|None=None, **kwargs) -> Learner:
-    "`colorization_learner` with `HintSimulator` and `hint_splitter`: for models that take hints."
-    learn = colorization_learner(dls, model, cbs=[*(cbs or []), HintSimulator()], **kwargs)
+    "`colorization_learner` for a hint model: its twin frozen, at least one simulated hint in every training image, the refiner alone trained."
+    model.freeze_base()
+    learn = colorization_learner(dls, model, cbs=[*(cbs or []), HintSimulator(p_none=0.)], **kwargs)
     learn.splitter = hint_splitter
-    return learn
-
-def fit_hints(learn:Learner, epochs:int, lr:float):
-    "One cycle with the pretrained network at `lr / 3` and the hint convolutions at `10 * lr`."
-    learn.fit_one_cycle(epochs, np.array([lr / 3, lr * 10]))
     return learn
 
 # %% ../nbs/06_learner.ipynb #7483d3be

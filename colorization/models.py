@@ -344,17 +344,12 @@ def _hinteff(**kwargs) -> nn.Module:
     from colorization.hints import HintFusionNet
     return HintFusionNet(**kwargs)
 
-def _fit_hints(learn, epochs:int, lr:float):
-    "`colorization.learner.fit_hints`: the hint convolutions at a larger learning rate."
-    from colorization.learner import fit_hints
-    return fit_hints(learn, epochs, lr)
-
 def _hint_learner(dls, model, **kwargs):
-    "`colorization.learner.hint_learner`: the standard learner, with hints simulated on the training batches."
+    "`colorization.learner.hint_learner`: the twin frozen, hints simulated on the training batches, the refiner trained."
     from colorization.learner import hint_learner
     return hint_learner(dls, model, **kwargs)
 
-register(ModelSpec('hinteff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_lite0', 128, 3e-4,
-                   'preeff taking user colour hints (Zhang et al. 2017): sparse ab points and their mask as extra inputs, '
-                   'through zero-initialised convolutions; trained with hints simulated from the truth',
-                   build=_hinteff, learner=_hint_learner, fit=_fit_hints, epochs=6, kwargs=dict(head='ab', backbone='efficientnet_lite0')))
+register(ModelSpec('hinteff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_lite0', 128, 2e-3,
+                   'preeff taking user colour hints (Zhang et al. 2017): a small U-Net reads L, the prediction and the sparse '
+                   'ab points and corrects the frozen twin; trained with hints simulated from the truth',
+                   build=_hinteff, learner=_hint_learner, epochs=4, kwargs=dict(head='ab', backbone='efficientnet_lite0')))

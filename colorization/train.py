@@ -188,6 +188,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
           channels_last:bool=False,  # NHWC memory layout for the weights and the batches
           keep_memory:bool=False,    # let glibc keep freed memory for reuse: faster CPU steps, process-wide (see `keep_freed_memory`)
           init:str|Path|None=None,   # start from this checkpoint's weights (layers it lacks keep their initialisation, e.g. a hint model from its twin)
+          note:str|None=None,        # a line for the checkpoint's header: what the weights are, what they were trained on, the data's terms
           show:bool=False,           # leave the figures open (in notebooks)
           ) -> tuple:
     "Train `model` and write its run record to `out`; returns `(learner, record)`."
@@ -205,7 +206,8 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
                   pretrained=bool(pretrained) if spec.backbone or spec.encoder else None, backbone=spec.backbone or spec.encoder, limit=limit,
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
                   bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept,
-                  init=None if init is None else dict(name=Path(init).name, sha256=file_sha256(init), model=read_checkpoint_meta(init)['model']))
+                  init=None if init is None else dict(name=Path(init).name, sha256=file_sha256(init), model=read_checkpoint_meta(init)['model']),
+                  run=f'data/runs/{out.name}', **({} if note is None else {'note': str(note)}))  # the run is named as records are filed
     env = environment()  # taken as the run starts: the code it imported
     set_seed(seed, reproducible=True)
     dls = colorization_dls(folder, space=spec.space, size=size, bs=bs, backbone=spec.backbone, pretrained=pretrained,
