@@ -350,6 +350,6 @@ def _hint_learner(dls, model, **kwargs):
     return hint_learner(dls, model, **kwargs)
 
 register(ModelSpec('hinteff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_lite0', 128, 2e-3,
-                   'preeff taking user colour hints (Zhang et al. 2017): a small U-Net reads L, the prediction and the sparse '
-                   'ab points and corrects the frozen twin; trained with hints simulated from the truth',
+                   'preeff taking user colour hints (Zhang et al. 2017): a small U-Net spreads each hint\'s difference from '
+                   'the frozen preeff\'s prediction over the scales it judges right',
                    build=_hinteff, learner=_hint_learner, epochs=4, kwargs=dict(head='ab', backbone='efficientnet_lite0')))
