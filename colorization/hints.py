@@ -5,6 +5,7 @@
 # %% ../nbs/03b_hints.ipynb #6cdfff7a
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -20,23 +21,34 @@ __all__ = ['HINT_CHANNELS', 'HINT_SCALES', 'propagate_hints', 'HintRefiner', 'Hi
 
 # %% ../nbs/03b_hints.ipynb #fe09eaee
 HINT_CHANNELS = 3  # normalised a, b (zero where no hint), and the mask
-HINT_SCALES = (2, 4, 8, 16, 32, 0)  # cell sizes (px at the model's size) over which hints are averaged; 0: the whole image
+HINT_SCALES = (2, 4, 8, 16, 32, 0)  # the Gaussians' sigmas (px at the model's size) over which hints spread; 0: the whole image
+
+def _gaussian_blur(x:Tensor, sigma:float=2., radius:int=8) -> Tensor:
+    "Separable Gaussian blur of every channel, zero outside the image."
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-t ** 2 / (2 * sigma ** 2)); k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
 
 def propagate_hints(hints:Tensor, # the hint map (B, 3, H, W)
                     ab:Tensor, # the prediction (B, 2, H, W), normalised ab
-                    scales:Sequence[int]=HINT_SCALES, # cell sizes; 0 is the whole image
+                    scales:Sequence[int]=HINT_SCALES, # sigmas in pixels (even); 0 is the whole image
                    ) -> tuple[Tensor, Tensor]: # corrections (B, S, 2, H, W), hint densities (B, S, H, W)
-    "For every scale, the mean disagreement (hint - prediction) of the hints in each cell, interpolated bilinearly over the image, and the cells' hint density."
+    "For every scale, the Gaussian-weighted mean disagreement (hint - prediction) of the hints around each pixel (a normalised convolution), and the hints' density there."
     m = hints[:, 2:]
-    d = m * (hints[:, :2] - ab)
+    x = torch.cat([m * (hints[:, :2] - ab), m], 1)
     size = tuple(hints.shape[-2:])
     ups, dens = [], []
-    for k in scales:
-        pm, pd = (m.mean((2, 3), keepdim=True), d.mean((2, 3), keepdim=True)) if k == 0 else \
-                 (F.avg_pool2d(m, k, ceil_mode=True), F.avg_pool2d(d, k, ceil_mode=True))
-        pd, pm = (F.interpolate(t, size=size, mode='bilinear', align_corners=False) for t in (pd, pm))
-        ups.append(pd / pm.clamp_min(1e-8))  # sum and mask interpolated apart: empty cells do not dilute a hint (0 out of reach)
-        dens.append(pm)
+    for s in scales:
+        if s == 0: y, eps = x.mean((2, 3), keepdim=True), 1e-8
+        else:  # a Gaussian of sigma s: sigma 2 on the map shrunk s/2 times, then enlarged again
+            k = s // 2
+            y = _gaussian_blur(F.avg_pool2d(x, k, ceil_mode=True) if k > 1 else x)
+            y = F.interpolate(y, size=size, mode='bilinear', align_corners=False) if k > 1 else y
+            eps = 0.02 * 9 / (2 * math.pi * s ** 2)  # 2% of one 3x3 hint's peak density: far from any hint the correction fades to 0, smoothly
+        y = y.expand(-1, -1, *size)
+        ups.append(y[:, :2] / (y[:, 2:] + eps)); dens.append(y[:, 2:])
     return torch.stack(ups, 1), torch.cat(dens, 1)
 
 class HintRefiner(nn.Module):
