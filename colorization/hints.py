@@ -108,8 +108,8 @@ class HintFusionNet(FusionNet):
         ab = super().forward(l, emb)  # the twin's prediction
         if hints is None: return ab
         hints = hints.to(ab.dtype)
-        has = (hints[:, 2:].flatten(1).amax(1) > 0).to(ab.dtype)[:, None, None, None]  # images without a hint stay exactly the twin's
-        return (ab + has * self.refiner(l.to(ab.dtype), ab, hints)).clamp(-1, 1)
+        has = (hints[:, 2:].flatten(1).amax(1) > 0)[:, None, None, None]  # images without a hint stay exactly the twin's
+        return torch.where(has, (ab + self.refiner(l.to(ab.dtype), ab, hints)).clamp(-1, 1), ab)  # a select, not a product: nothing of the refiner leaks
 
 # %% ../nbs/03b_hints.ipynb #e1cc4d4f
 def _paint(hints:Tensor, b:int, x:int, y:int, k:int, ab:Tensor):
