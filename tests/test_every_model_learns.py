@@ -46,7 +46,6 @@ def test_model_loss_falls(name, loaders, tmp_path):
     model = create_model(name, **kw)
     learn = (spec.learner or colorization_learner)(dls, model, loss=spec.loss, path=tmp_path, csv=False)
     learn.metrics = []
-    dls.train.rng.seed(0)  # the loaders' own RNG was seeded when the fixture was made, after whatever tests ran before: the fixed batch depends on nothing else
     batch = dls.train.one_batch()
     before = _fixed_loss(learn, batch)
     start = time.perf_counter()
