@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 import fastai.callback.schedule  # adds fit_one_cycle and lr_find to Learner
 from fastai.callback.channelslast import ChannelsLast
