@@ -237,6 +237,7 @@ class ModelSpec:
     weights_note:str=''            # where the backbone's weights come from
     learner:Callable|None=None     # learner(dls, model, loss=..., path=...) for models with their own (default: the standard one)
     fit:Callable|None=None         # fit(learn, epochs, lr) for models with their own training procedure
+    adversarial:bool=False         # trained with a critic after a pre-training (its share: `gan_pretrain`)
 
     def __post_init__(self):
         if self.space not in ('rgb', 'ab'): raise ValueError(f"space must be 'rgb' or 'ab', got {self.space!r}")
@@ -338,6 +339,24 @@ for _name, _bb, _what in [('effunet', 'efficientnet_lite0', 'Lite0'), ('effunet2
                        f'U-Net on a pretrained EfficientNet-{_what} encoder, its global embedding fused into the bottleneck; '
                        'Huber + feature loss; encoder frozen, then fine-tuned',
                        build=_effunet, learner=_unet_learner, fit=_fit_unet, encoder=_bb, kwargs=dict(backbone=_bb)))
+register(ModelSpec('effplain', 'ab', 'ab', 'perceptual', ('perceptual', 'huber', 'mse'), None, 128, 2e-3,
+                   'effunet without the global embedding fused into its bottleneck (the ablation of the fusion)',
+                   build=_effunet, learner=_unet_learner, fit=_fit_unet, encoder='efficientnet_lite0',
+                   kwargs=dict(backbone='efficientnet_lite0', fuse=False)))
+
+def _nogan_learner(dls, model, **kwargs):
+    from colorization.unet import nogan_learner
+    return nogan_learner(dls, model, **kwargs)
+
+def _fit_nogan(learn, epochs:int, lr:float):
+    from colorization.unet import fit_nogan
+    return fit_nogan(learn, epochs, lr)
+
+register(ModelSpec('effgan', 'ab', 'ab', 'perceptual', ('perceptual', 'huber'), None, 128, 2e-3,
+                   'effunet trained in NoGAN order (DeOldify): the generator alone, then the PatchGAN critic alone on its '
+                   'outputs, then a short adversarial phase',
+                   build=_effunet, learner=_nogan_learner, fit=_fit_nogan, encoder='efficientnet_lite0', adversarial=True,
+                   kwargs=dict(backbone='efficientnet_lite0')))
 
 def _hinteff(**kwargs) -> nn.Module:
     "`colorization.hints.HintFusionNet` (imported here, when needed)."

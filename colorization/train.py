@@ -142,9 +142,9 @@ def plot_curves(learn, fname=None):
     return fig
 
 def gan_models() -> list[str]:
-    "The registered models trained as a GAN (an L1 pre-training, then an adversarial phase): those with a GAN loss."
+    "The registered models trained as a GAN (a pre-training, then an adversarial phase): those with a GAN loss, and NoGAN ones."
     from colorization.gan import GAN_LOSSES
-    return [n for n, s in MODELS.items() if s.loss in GAN_LOSSES]
+    return [n for n, s in MODELS.items() if s.loss in GAN_LOSSES or s.adversarial]
 
 def _check_gan_pretrain(model:str, gan_pretrain:float):
     "A clear error for a `gan_pretrain` given to a model without an L1 pre-training, or out of [0, 1]."
@@ -156,7 +156,8 @@ def _check_gan_pretrain(model:str, gan_pretrain:float):
 def check_switches(model:str, gan_pretrain:float|None=None, bf16:bool=False, channels_last:bool=False):
     "A clear error for a training switch the model cannot take (before any data is read)."
     if gan_pretrain is not None: _check_gan_pretrain(model, gan_pretrain)
-    if (bf16 or channels_last) and model in gan_models():
+    from colorization.gan import GAN_LOSSES
+    if (bf16 or channels_last) and MODELS[model].loss in GAN_LOSSES:
         raise ValueError(f'--bf16 and --channels-last are for the models trained by colorization_learner; {model!r} has its own learner')
 
 # %% ../nbs/06a_train.ipynb #e93329dd

@@ -17,7 +17,7 @@ from .models import ColorModel
 
 # %% auto #0
 __all__ = ['STAGE_ENDS', 'UNET_LOSSES', 'LiteEncoder', 'UpBlock', 'EffUnet', 'unet_splitter', 'FeatureDistance', 'FeatureLoss',
-           'unet_learner', 'fit_unet']
+           'unet_learner', 'fit_unet', 'nogan_learner', 'pretrain_critic', 'fit_nogan']
 
 # %% ../nbs/07b_unet.ipynb #99863103
 STAGE_ENDS = (0, 1, 2, 4, 6)  # blocks whose outputs are the features at strides 2, 4, 8, 16, 32
@@ -163,3 +163,54 @@ def _write_history(learn):
     names = learn.recorder.metric_names[:-1]  # 'epoch', losses, metrics (no 'time')
     rows = [','.join(map(str, [i, *[f'{float(v):.6f}' if v is not None else '' for v in vals]])) for i, vals in enumerate(learn.recorder.values)]
     (learn.path / learn.csv_logger.fname).write_text('\n'.join([','.join(names), *rows]) + '\n')
+
+# %% ../nbs/07b_unet.ipynb #443a3275
+from fastprogress.fastprogress import progress_bar
+from fastai.callback.schedule import ParamScheduler, SchedLin, SchedNo
+
+from .gan import CondGANCallback, adversarial_loss, critic_input
+
+def nogan_learner(dls, model, loss:str='perceptual', pretrain:float=0.8, l1_weight:float=300., metrics=None, **kwargs):
+    "`unet_learner` with a `CondGANCallback` left idle until `fit_nogan`'s adversarial phase (`pretrain`: the generator's share of the epochs)."
+    from colorization.metrics import color_metrics
+    gan = CondGANCallback(kind='gan', l1_weight=l1_weight, pretrain=pretrain, critic_lr=2e-4)
+    metrics = color_metrics() if metrics is None else list(metrics)
+    learn = unet_learner(dls, model, loss=loss, metrics=metrics + gan.metrics(), **kwargs)
+    learn.add_cb(gan)
+    return learn
+
+def pretrain_critic(learn, n_iter:int|None=None) -> list[float]:
+    "NoGAN's middle step: the critic alone learns to tell true (L, ab) training pairs from the fixed generator's; returns its losses."
+    gan, model = learn.cond_gan, learn.model
+    dev = next(model.parameters()).device
+    critic = gan.critic.to(dev).train().requires_grad_(True)
+    if gan.crit_opt is None: gan.crit_opt = torch.optim.Adam(critic.parameters(), lr=gan.critic_lr, betas=gan.betas)
+    n_iter, losses, batches = n_iter or len(learn.dls.train), [], iter(())
+    was = model.training; model.eval()
+    try:
+        for _ in progress_bar(range(n_iter), leave=False):
+            try: l, y = next(batches)
+            except StopIteration: batches = iter(learn.dls.train); l, y = next(batches)
+            with torch.no_grad(): fake = model(l)
+            d = 0.5 * (adversarial_loss(critic(critic_input(l, y)), True, gan.kind)
+                       + adversarial_loss(critic(critic_input(l, fake)), False, gan.kind))
+            gan.crit_opt.zero_grad(); d.backward(); gan.crit_opt.step(); losses.append(d.item())
+    finally: model.train(was)
+    return losses
+
+def fit_nogan(learn, epochs:int, lr:float, gan_lr:float|None=None, critic_iters:int|None=None):
+    "The generator alone (`fit_unet`) for the pre-training share of `epochs`, the critic alone, then the adversarial phase at `gan_lr` (default `lr / 20`)."
+    gan, rec = learn.cond_gan, learn.recorder
+    share = gan.pretrain
+    n_gen = min(max(1, round(epochs * share)), epochs - 1) if epochs > 1 else 0
+    gan.pretrain = 1.  # idle: no adversarial batch in the generator's phases
+    if n_gen: fit_unet(learn, n_gen, lr)
+    values, losses = list(rec.values), list(rec.losses)
+    learn.critic_losses = pretrain_critic(learn, critic_iters)
+    learn.unfreeze(); gan.pretrain = 0.  # every batch adversarial
+    gan_lr = lr / 20 if gan_lr is None else gan_lr
+    learn.fit(epochs - n_gen, cbs=ParamScheduler({'lr': SchedLin(gan_lr, gan_lr / 100), 'mom': SchedNo(0.5, 0.5)}))
+    rec.values, rec.losses = values + rec.values, losses + rec.losses
+    gan.pretrain, learn.gan_epochs = share, epochs - n_gen
+    if hasattr(learn, 'csv_logger'): _write_history(learn)
+    return learn
