@@ -227,8 +227,11 @@ def run_experiment(params:dict,                 # run parameters (see `PARAMS`)
     if state == 'running': raise RuntimeError(f'{run_dir} is being run by process {_read_json(run_dir / LOCK_FILE)["pid"]}')
     import papermill as pm
     check_kernel(kernel_name)
-    if run_dir.exists(): shutil.rmtree(run_dir)  # an incomplete, failed or forced run starts afresh
-    run_dir.mkdir(parents=True)
+    from colorization.train import RESUME_DIR
+    if run_dir.exists():  # a forced run starts afresh; an unfinished one keeps its last epoch's state (see `train(resume=)`)
+        for f in run_dir.iterdir():
+            if state == 'complete' or f.name != RESUME_DIR: shutil.rmtree(f) if f.is_dir() else f.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / LOCK_FILE, {'pid': os.getpid(), 'host': socket.gethostname(), 'started': _now()})
     _write_json(run_dir / PARAMS_FILE, params)
     status = {'run_id': name, 'params': params, 'template': template.name, 'colorization': colorization.__version__,

@@ -27,8 +27,9 @@ from .core import keep_freed_memory  # re-exported
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['BF16Autocast', 'colorization_learner', 'HintSimulator', 'hint_splitter', 'hint_learner', 'predict_batch', 'truth_rgb',
-           'show_grid', 'show_results']
+__all__ = ['STATE_FILE', 'STATE_WEIGHTS', 'BF16Autocast', 'colorization_learner', 'HintSimulator', 'hint_splitter',
+           'hint_learner', 'predict_batch', 'truth_rgb', 'show_grid', 'show_results', 'save_state', 'load_state',
+           'TrainingStopped', 'EpochState', 'fit_phases', 'write_history']
 
 # %% ../nbs/06_learner.ipynb #0d8950a7
 class BF16Autocast(Callback):
@@ -121,3 +122,112 @@ def show_results(learn:Learner, n:int=6, fname=None):
     pred, gray = predict_batch(learn.model, xb)
     truth = truth_rgb(xb[0], y)
     return show_grid(list(zip(gray, pred, truth)), fname=fname)
+
+# %% ../nbs/06_learner.ipynb #793c34e4
+import json, random, time
+
+import numpy as np
+from fastcore.foundation import L
+
+from .core import atomic_path, write_atomic
+
+STATE_FILE, STATE_WEIGHTS = 'state.json', 'state.pt'
+
+def _plain(d:dict) -> dict: return {k: v.item() if isinstance(v, np.generic) else v for k, v in d.items()}
+
+def _rng_states(learn) -> dict:
+    dl_rng = getattr(learn.dls.train, 'rng', None)
+    return {'torch': torch.get_rng_state(), 'python': list(random.getstate()[1]), 'python_pos': random.getstate()[2],
+            'numpy': np.random.get_state()[1].tolist(), 'numpy_pos': int(np.random.get_state()[2]),
+            'dl': None if dl_rng is None else list(dl_rng.getstate()[1])}
+
+def _set_rng_states(learn, s:dict):
+    torch.set_rng_state(s['torch'])
+    random.setstate((3, tuple(s['python']), s['python_pos']))
+    np.random.set_state(('MT19937', np.array(s['numpy'], dtype=np.uint32), s['numpy_pos']))
+    dl_rng = getattr(learn.dls.train, 'rng', None)
+    if dl_rng is not None and s['dl'] is not None: dl_rng.setstate((3, tuple(s['dl']), None))
+
+def save_state(learn, folder:Path, phase:int, start:int, values:list, losses:list, **extra):
+    "The training so far in `folder`: weights, optimiser, critic (if any), random states, and where to go on (`phase`, `start` epoch)."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    opt = None if learn.opt is None else learn.opt.state_dict()
+    if opt is not None: opt = {k: [_plain(d) for d in opt[k]] for k in ('state', 'hypers')}  # plain types: loads without unpickling
+    blob = {'model': learn.model.state_dict(), 'opt': opt, 'rng': _rng_states(learn)}
+    gan = getattr(learn, 'cond_gan', None)
+    if gan is not None:
+        blob['critic'] = gan.critic.state_dict()
+        blob['crit_opt'] = None if gan.crit_opt is None else gan.crit_opt.state_dict()
+    with atomic_path(folder / STATE_WEIGHTS) as tmp: torch.save(blob, tmp)
+    clock = getattr(learn, 'train_clock', None)  # (start of this call, seconds of the calls before)
+    if clock is not None: extra.setdefault('seconds', clock[1] + time.perf_counter() - clock[0])
+    state = {'phase': phase, 'start': start, 'values': [[None if v is None else float(v) for v in vals] for vals in values],
+             'losses': [float(l) for l in losses], **extra}
+    write_atomic(folder / STATE_FILE, json.dumps(state))
+
+def load_state(learn, folder:Path) -> dict|None:
+    "The state `save_state` left in `folder`, loaded into `learn` (weights, optimiser, critic, random states); None if there is none."
+    folder = Path(folder) if folder is not None else None
+    if folder is None or not (folder / STATE_FILE).is_file(): return None
+    state = json.loads((folder / STATE_FILE).read_text())
+    blob = torch.load(folder / STATE_WEIGHTS, map_location='cpu', weights_only=True)
+    learn.model.load_state_dict(blob['model'])
+    if blob['opt'] is not None:
+        if learn.opt is None: learn.create_opt()
+        learn.opt.load_state_dict({'state': blob['opt']['state'], 'hypers': L(blob['opt']['hypers'])})
+    gan = getattr(learn, 'cond_gan', None)
+    if gan is not None and 'critic' in blob:
+        gan.critic.load_state_dict(blob['critic'])
+        if blob['crit_opt'] is not None:
+            if gan.crit_opt is None: gan.crit_opt = torch.optim.Adam(gan.critic.parameters(), lr=gan.critic_lr or 2e-4, betas=gan.betas)
+            gan.crit_opt.load_state_dict(blob['crit_opt'])
+    _set_rng_states(learn, blob['rng'])
+    return state
+
+class TrainingStopped(Exception):
+    "A fit stopped on purpose after a number of epochs (`fit_phases(stop_after=)`), as a killed run would."
+
+class EpochState(Callback):
+    "After every finished epoch of phase `phase`, `save_state` into `folder` (the history of the earlier phases: `values`, `losses`)."
+    order = 60  # after the `Recorder` has logged the epoch
+    def __init__(self, folder, phase:int, start:int, values:list, losses:list, budget:list|None=None):
+        self.folder, self.phase, self.start, self.prev_values, self.prev_losses = Path(folder), phase, start, values, losses
+        self.budget = budget  # [epochs left before a `TrainingStopped`], shared by the phases
+    def after_epoch(self):
+        if self.epoch < self.start: return  # an epoch skipped on the way to `start`
+        rec = self.learn.recorder
+        save_state(self.learn, self.folder, self.phase, self.epoch + 1, self.prev_values + rec.values[self.start:],
+                   self.prev_losses + rec.losses)
+        if self.budget is not None:
+            self.budget[0] -= 1
+            if self.budget[0] <= 0: raise TrainingStopped(f'stopped after epoch {self.epoch} of phase {self.phase}')
+
+def fit_phases(learn,
+               phases:list,            # [(epochs, setup() or None, fit(n_epoch, start_epoch, cbs))], one after another
+               folder=None,            # where the state goes after every epoch; a state there is resumed
+               stop_after:int|None=None, # raise `TrainingStopped` after this many epochs (a run killed part way)
+               ) -> Learner:
+    "Run `phases` as one training with one history (`learn.recorder`); resumable from `folder`."
+    state = load_state(learn, folder)
+    values, losses = (state['values'], state['losses']) if state else ([], [])
+    learn.resumed_at = None if state is None else len(values)  # epochs done before this call
+    phase0, start0 = (state['phase'], state['start']) if state else (0, 0)
+    budget = None if stop_after is None else [stop_after]
+    for i, (n, setup, fit) in enumerate(phases):
+        if i < phase0: continue
+        start = start0 if i == phase0 else 0
+        if setup is not None: setup()
+        if state is not None and i == phase0: load_state(learn, folder)  # into the optimiser as the setup left it
+        if n == 0 or start < n:
+            fit(n, start, [] if folder is None else [EpochState(folder, i, start, values, losses, budget)])
+            if n: values, losses = values + learn.recorder.values[start:], losses + learn.recorder.losses
+        if folder is not None: save_state(learn, folder, i + 1, 0, values, losses)  # the phase is over
+    learn.recorder.values, learn.recorder.losses = values, losses
+    if hasattr(learn, 'csv_logger') and (len(phases) > 1 or state is not None): write_history(learn)  # one history.csv for it all
+    return learn
+
+def write_history(learn):
+    "history.csv of every epoch of every phase (fastai's `CSVLogger` starts afresh with each fit)."
+    names = learn.recorder.metric_names[:-1]  # 'epoch', losses, metrics (no 'time')
+    rows = [','.join(map(str, [i, *[f'{float(v):.6f}' if v is not None else '' for v in vals]])) for i, vals in enumerate(learn.recorder.values)]
+    (learn.path / learn.csv_logger.fname).write_text('\n'.join([','.join(names), *rows]) + '\n')

@@ -330,9 +330,9 @@ def _unet_learner(dls, model, **kwargs):
     from colorization.unet import unet_learner
     return unet_learner(dls, model, **kwargs)
 
-def _fit_unet(learn, epochs:int, lr:float):
+def _fit_unet(learn, epochs:int, lr:float, folder=None):
     from colorization.unet import fit_unet
-    return fit_unet(learn, epochs, lr)
+    return fit_unet(learn, epochs, lr, folder=folder)
 
 for _name, _bb, _what in [('effunet', 'efficientnet_lite0', 'Lite0'), ('effunet2', 'efficientnet_lite2', 'Lite2')]:
     register(ModelSpec(_name, 'ab', 'ab', 'perceptual', ('perceptual', 'huber', 'mse'), None, 128, 2e-3,
@@ -348,9 +348,9 @@ def _nogan_learner(dls, model, **kwargs):
     from colorization.unet import nogan_learner
     return nogan_learner(dls, model, **kwargs)
 
-def _fit_nogan(learn, epochs:int, lr:float):
+def _fit_nogan(learn, epochs:int, lr:float, folder=None):
     from colorization.unet import fit_nogan
-    return fit_nogan(learn, epochs, lr)
+    return fit_nogan(learn, epochs, lr, folder=folder)
 
 register(ModelSpec('effgan', 'ab', 'ab', 'perceptual', ('perceptual', 'huber'), None, 128, 2e-3,
                    'effunet trained in NoGAN order (DeOldify): the generator alone, then the PatchGAN critic alone on its '

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,15 +28,15 @@ from torch import nn
 
 import colorization
 from .data import colorization_dls, data_sources
-from .learner import colorization_learner, keep_freed_memory, save_checkpoint, show_results
+from .learner import STATE_FILE, colorization_learner, fit_phases, keep_freed_memory, save_checkpoint, show_results
 from .checkpoint import load_checkpoint, read_checkpoint_meta
 from .core import file_sha256
 from .models import MODELS, create_model, model_spec
 
 # %% auto #0
-__all__ = ['CODE_EXCLUDE', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment', 'run_settings',
-           'plot_curves', 'gan_models', 'check_switches', 'train', 'parser', 'main', 'record_data', 'run_dls',
-           'rescore', 'evaluate', 'evaluate_run', 'paired_bootstrap']
+__all__ = ['CODE_EXCLUDE', 'RESUME_DIR', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment',
+           'run_settings', 'plot_curves', 'gan_models', 'check_switches', 'train', 'parser', 'main', 'record_data',
+           'run_dls', 'rescore', 'evaluate', 'evaluate_run', 'paired_bootstrap']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|list|None=None) -> Path|list[Path]:
@@ -168,6 +170,23 @@ def _load_init(net:nn.Module, init:str|Path):
     if unexpected: raise ValueError(f'{init} holds weights this model has no place for: {", ".join(unexpected[:4])}')
     return missing
 
+# %% ../nbs/06a_train.ipynb #eb7bc67d
+RESUME_DIR = 'resume'  # in a run's folder: the state after its last finished epoch, while the run is unfinished
+
+def _resume_state(folder:Path, config:dict, env:dict, resume:bool=True) -> tuple[Path, list, float]:
+    "The state folder of a run, kept if it holds an unfinished run with the same `config` (else emptied); its sittings and seconds so far."
+    same = folder.is_dir() and (folder / 'config.json').is_file() and json.loads((folder / 'config.json').read_text()) == config
+    if not (resume and same):
+        shutil.rmtree(folder, ignore_errors=True); folder.mkdir(parents=True)
+        (folder / 'config.json').write_text(json.dumps(config, indent=2))
+    st = json.loads((folder / STATE_FILE).read_text()) if (folder / STATE_FILE).is_file() else {}
+    f = folder / 'sittings.json'
+    sittings = json.loads(f.read_text()) if f.is_file() else []
+    sittings.append({'from_epoch': len(st.get('values', [])), 'git_commit': env.get('git_commit'), 'dirty': env.get('dirty'),
+                     'started': time.strftime('%Y-%m-%dT%H:%M:%S')})
+    f.write_text(json.dumps(sittings, indent=2))
+    return folder, sittings, float(st.get('seconds', 0.))
+
 # %% ../nbs/06a_train.ipynb #3e3c640c
 def train(model:str='labnet',       # a registered model name (see `MODELS`)
           data:str|Path|None=None,   # folder of colour photos; default `$COLORIZATION_DATA`
@@ -190,6 +209,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
           keep_memory:bool=False,    # let glibc keep freed memory for reuse: faster CPU steps, process-wide (see `keep_freed_memory`)
           init:str|Path|None=None,   # start from this checkpoint's weights (layers it lacks keep their initialisation, e.g. a hint model from its twin)
           note:str|None=None,        # a line for the checkpoint's header: what the weights are, what they were trained on, the data's terms
+          resume:bool=True,          # go on from the last finished epoch of an interrupted run in `out` with the same settings
           show:bool=False,           # leave the figures open (in notebooks)
           ) -> tuple:
     "Train `model` and write its run record to `out`; returns `(learner, record)`."
@@ -225,11 +245,16 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     gan = getattr(learn, 'cond_gan', None)  # a GAN model's callback, which splits the epochs between L1 and adversarial
     config.update(gan_pretrain=None if gan is None else gan.pretrain)
     (out / 'config.json').write_text(json.dumps({**config, 'environment': env}, indent=2))
-    start = time.perf_counter()
+    state, sittings, prior = _resume_state(out / RESUME_DIR, config, env, resume)
+    learn.train_clock = (time.perf_counter(), prior)
     fit = getattr(spec, 'fit', None)
-    if fit is None: learn.fit_one_cycle(epochs, lr)
-    else: fit(learn, epochs, lr)
-    wall = time.perf_counter() - start
+    if fit is None: fit_phases(learn, [(epochs, None, lambda n, s, cbs: learn.fit_one_cycle(n, lr, start_epoch=s, cbs=cbs))], state)
+    elif 'folder' in inspect.signature(fit).parameters: fit(learn, epochs, lr, folder=state)
+    else: fit(learn, epochs, lr)  # a fit without states: it starts afresh
+    wall = prior + time.perf_counter() - learn.train_clock[0]
+    if len(sittings) > 1:  # the record says so, with the code of each sitting
+        config['sittings'] = sittings
+        (out / 'config.json').write_text(json.dumps({**config, 'environment': env}, indent=2))
     history = _history(learn)
     weights = save_checkpoint(learn.model, out / 'model.safetensors', config=config)  # the last epoch's weights
     record = {'model': model, 'loss': loss, 'epochs': epochs, 'lr': lr, 'bs': bs, 'size': size, 'seed': seed,
@@ -241,6 +266,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     import matplotlib.pyplot as plt
     for f in (plot_curves(learn, out / 'curves.png'), show_results(learn, n=6, fname=out / 'samples.png')):
         if not show: plt.close(f)
+    shutil.rmtree(out / RESUME_DIR, ignore_errors=True)  # the run is complete: its weights are in model.safetensors
     return learn, record
 
 # %% ../nbs/06a_train.ipynb #921ef85a

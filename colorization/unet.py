@@ -13,11 +13,12 @@ from torch import Tensor, nn
 
 from .backbones import BACKBONES, load_backbone
 from .color import gray_rgb, l_ab_to_rgb
+from .learner import fit_phases
 from .models import ColorModel
 
 # %% auto #0
 __all__ = ['STAGE_ENDS', 'UNET_LOSSES', 'LiteEncoder', 'UpBlock', 'EffUnet', 'unet_splitter', 'FeatureDistance', 'FeatureLoss',
-           'unet_learner', 'fit_unet', 'nogan_learner', 'pretrain_critic', 'fit_nogan']
+           'unet_learner', 'unet_phases', 'fit_unet', 'nogan_learner', 'pretrain_critic', 'nogan_phases', 'fit_nogan']
 
 # %% ../nbs/07b_unet.ipynb #99863103
 STAGE_ENDS = (0, 1, 2, 4, 6)  # blocks whose outputs are the features at strides 2, 4, 8, 16, 32
@@ -143,26 +144,17 @@ def unet_learner(dls, model, loss:str='perceptual', feature_weight:float=0.005, 
     learn.splitter, learn.loss_name = unet_splitter, loss
     return learn
 
-def fit_unet(learn, epochs:int, lr:float, frozen:float=0.25):
-    "Encoder frozen for `frozen` of the epochs (at least one when there are two or more), then unfrozen at `slice(lr / 10, lr)`."
+def unet_phases(learn, epochs:int, lr:float, frozen:float=0.25) -> list:
+    "`fit_phases`' phases of `fit_unet`: the encoder frozen for `frozen` of the epochs (at least one of two or more), then unfrozen."
     n_frozen = min(max(1, round(epochs * frozen)), epochs - 1) if epochs > 1 else 0
-    values, losses = [], []
-    if n_frozen:
-        learn.freeze()
-        learn.fit_one_cycle(n_frozen, lr)
-        values, losses = list(learn.recorder.values), list(learn.recorder.losses)
-    learn.unfreeze()
-    learn.fit_one_cycle(epochs - n_frozen, slice(lr / 10, lr))
-    learn.recorder.values, learn.recorder.losses = values + learn.recorder.values, losses + learn.recorder.losses
     learn.frozen_epochs = n_frozen
-    if hasattr(learn, 'csv_logger'): _write_history(learn)  # one history.csv for both phases
-    return learn
+    unfrozen = (epochs - n_frozen, learn.unfreeze, lambda n, s, cbs: learn.fit_one_cycle(n, slice(lr / 10, lr), start_epoch=s, cbs=cbs))
+    return [(n_frozen, learn.freeze, lambda n, s, cbs: learn.fit_one_cycle(n, lr, start_epoch=s, cbs=cbs)), unfrozen] if n_frozen else [unfrozen]
 
-def _write_history(learn):
-    "history.csv of every epoch of every phase (fastai's `CSVLogger` starts afresh with each fit)."
-    names = learn.recorder.metric_names[:-1]  # 'epoch', losses, metrics (no 'time')
-    rows = [','.join(map(str, [i, *[f'{float(v):.6f}' if v is not None else '' for v in vals]])) for i, vals in enumerate(learn.recorder.values)]
-    (learn.path / learn.csv_logger.fname).write_text('\n'.join([','.join(names), *rows]) + '\n')
+def fit_unet(learn, epochs:int, lr:float, frozen:float=0.25, folder=None):
+    "Encoder frozen for `frozen` of the epochs, then unfrozen at `slice(lr / 10, lr)`; resumable from `folder` (see `fit_phases`)."
+    return fit_phases(learn, unet_phases(learn, epochs, lr, frozen), folder)
+
 
 # %% ../nbs/07b_unet.ipynb #443a3275
 from fastprogress.fastprogress import progress_bar
@@ -198,19 +190,22 @@ def pretrain_critic(learn, n_iter:int|None=None) -> list[float]:
     finally: model.train(was)
     return losses
 
-def fit_nogan(learn, epochs:int, lr:float, gan_lr:float|None=None, critic_iters:int|None=None):
-    "The generator alone (`fit_unet`) for the pre-training share of `epochs`, the critic alone, then the adversarial phase at `gan_lr` (default `lr / 20`)."
-    gan, rec = learn.cond_gan, learn.recorder
-    share = gan.pretrain
-    n_gen = min(max(1, round(epochs * share)), epochs - 1) if epochs > 1 else 0
+def nogan_phases(learn, epochs:int, lr:float, gan_lr:float|None=None, critic_iters:int|None=None) -> list:
+    "`fit_phases`' phases of `fit_nogan`: `unet_phases` for the pre-training share of `epochs`, the critic alone, the adversarial phase."
+    gan = learn.cond_gan
+    n_gen = min(max(1, round(epochs * gan.pretrain)), epochs - 1) if epochs > 1 else 0
+    learn.gan_epochs, gan.share = epochs - n_gen, gan.pretrain
     gan.pretrain = 1.  # idle: no adversarial batch in the generator's phases
-    if n_gen: fit_unet(learn, n_gen, lr)
-    values, losses = list(rec.values), list(rec.losses)
-    learn.critic_losses = pretrain_critic(learn, critic_iters)
-    learn.unfreeze(); gan.pretrain = 0.  # every batch adversarial
     gan_lr = lr / 20 if gan_lr is None else gan_lr
-    learn.fit(epochs - n_gen, cbs=ParamScheduler({'lr': SchedLin(gan_lr, gan_lr / 100), 'mom': SchedNo(0.5, 0.5)}))
-    rec.values, rec.losses = values + rec.values, losses + rec.losses
-    gan.pretrain, learn.gan_epochs = share, epochs - n_gen
-    if hasattr(learn, 'csv_logger'): _write_history(learn)
+    def adversarial(): learn.unfreeze(); gan.pretrain = 0.  # every batch adversarial
+    def critic(n, s, cbs): learn.critic_losses = pretrain_critic(learn, critic_iters)
+    sched = lambda: ParamScheduler({'lr': SchedLin(gan_lr, gan_lr / 100), 'mom': SchedNo(0.5, 0.5)})
+    return [*(unet_phases(learn, n_gen, lr) if n_gen else []), (0, None, critic),
+            (epochs - n_gen, adversarial, lambda n, s, cbs: learn.fit(n, start_epoch=s, cbs=[sched(), *cbs]))]
+
+def fit_nogan(learn, epochs:int, lr:float, gan_lr:float|None=None, critic_iters:int|None=None, folder=None):
+    "The generator alone (`fit_unet`) for the pre-training share of `epochs`, the critic alone, then the adversarial phase at `gan_lr` (default `lr / 20`)."
+    gan = learn.cond_gan
+    try: fit_phases(learn, nogan_phases(learn, epochs, lr, gan_lr, critic_iters), folder)
+    finally: gan.pretrain = gan.share  # the share, as the record gives it
     return learn
