@@ -688,24 +688,42 @@ def sweep_cli(argv:list[str]|None=None) -> int:
     return 1 if (done.status == 'failed').any() and not args.dry_run else 0
 
 # %% ../nbs/09_experiment.ipynb #4f4a9b18
+def _scored_rows(scored:Path, recs:pd.DataFrame) -> pd.DataFrame:
+    "Rows like `collect_records`' for the checkpoints scored on a run's photos (`colorization.train.evaluate_checkpoint`)."
+    rows = []
+    for d in sorted(scored.iterdir()) if scored.is_dir() else []:
+        ev = _read_json(d / 'evaluation.json') or {}
+        like = recs[recs.run_id == ev.get('photos_of')]
+        if not ev or not len(like): continue
+        a, u = ev['all'], ev.get('folders', {}).get('urban') or {}
+        rows.append({**like.iloc[0].to_dict(), 'run_id': f"{ev['checkpoint']} ({ev['trained']})", 'folder': f'{scored.name}/{d.name}',
+                     'model': f"{ev['model']} ({ev['checkpoint']})", 'loss': '—', 'pretrained': '—', 'scored': True,
+                     'psnr': a['psnr'], 'colorfulness_pred': a['colorfulness_pred'], 'colorfulness_true': a['colorfulness_true'],
+                     **{k: a.get(k) for k in EVAL_COLUMNS[:6]}, **{f'urban_{k}': u.get(k) for k in
+                        ('psnr', 'psnr_median', 'gray_psnr_median', 'delta_e2000', 'colorfulness_pred', 'improved_share')}})
+    return pd.DataFrame(rows)
+
 def compare_runs(runs_dir:str|Path|None=None, # folder of run records
                  baseline:str='preeff',       # the model every other run of a group is compared with
                  n_boot:int=10000,            # bootstrap resamples
                  ) -> pd.DataFrame:
     "Runs evaluated photo by photo (`evaluation.json`, `per_photo.csv`), each against the `baseline` model's run on the same photos."
-    from colorization.train import paired_bootstrap
+    from colorization.train import SCORED_DIR, paired_bootstrap
     recs = collect_records(runs_dir)
     recs = recs[(recs.status == 'complete') & recs.realism_fd.notna()]
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     rows = []
     if recs.empty: return pd.DataFrame(rows)
-    for _, g in recs.groupby(recs.apply(lambda r: json.dumps(_group_key(r), sort_keys=True), axis=1)):
+    recs = pd.concat([recs.assign(folder=recs.run_id, scored=False), _scored_rows(runs_dir / SCORED_DIR, collect_records(runs_dir))], ignore_index=True)
+    for _, g in recs.groupby(recs.apply(lambda r: json.dumps(_group_key(r), sort_keys=True), axis=1), sort=False):
         base = g[g.model == baseline]
-        base_per = pd.read_csv(runs_dir / base.iloc[0]['run_id'] / 'per_photo.csv') if len(base) else None
+        if not len(base): base = g[g.scored.fillna(False).astype(bool)]  # no such run on these photos: a scored checkpoint (the shipped model)
+        base_per = pd.read_csv(runs_dir / base.iloc[0]['folder'] / 'per_photo.csv') if len(base) else None
         for _, r in g.iterrows():
-            per = pd.read_csv(runs_dir / r['run_id'] / 'per_photo.csv')
+            per = pd.read_csv(runs_dir / r['folder'] / 'per_photo.csv')
             b = paired_bootstrap(per.psnr, base_per.psnr, n=n_boot) if base_per is not None and len(base_per) == len(per) else None
             rows.append({'run': r['run_id'], 'model': r['model'], 'loss': r['loss'], 'pretrained': r['pretrained'],
+                         'photos': 'all' if pd.isna(r['limit']) else f"{int(r['limit']):,}",
                          'PSNR': r['psnr'], f'ΔPSNR vs {baseline}': None if b is None else b['mean'],
                          '95% interval': None if b is None else f"[{b['lo']:+.3f}, {b['hi']:+.3f}]",
                          'Realism (FD)': r['realism_fd'], 'ΔCF (abs)': r['cf_abs_gap'], 'ΔCF (signed)': r['cf_signed_gap'],

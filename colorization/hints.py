@@ -16,8 +16,8 @@ from .color import norm_ab, rgb2lab
 from .models import FusionNet, _check_l, conv_bn_relu
 
 # %% auto #0
-__all__ = ['HINT_CHANNELS', 'HINT_SCALES', 'propagate_hints', 'HintRefiner', 'HintFusionNet', 'simulate_hints', 'truth_hints',
-           'hint_ab', 'hint_map']
+__all__ = ['HINT_CHANNELS', 'HINT_SCALES', 'propagate_hints', 'HintRefiner', 'check_hints', 'TakesHints', 'HintFusionNet',
+           'simulate_hints', 'truth_hints', 'hint_ab', 'hint_map']
 
 # %% ../nbs/03b_hints.ipynb #fe09eaee
 HINT_CHANNELS = 3  # normalised a, b (zero where no hint), and the mask
@@ -79,17 +79,17 @@ class HintRefiner(nn.Module):
         w = F.interpolate(self.out(y), size=tuple(l.shape[-2:]), mode='bilinear', align_corners=False).softmax(1)[:, :-1]
         return (w[:, :, None] * corr).sum(1)
 
-class HintFusionNet(FusionNet):
-    "`FusionNet` that also takes a hint map `(B, 3, H, W)`: [a * mask, b * mask, mask] at the input's size. `forward(l, emb, hints=None)`."
+def check_hints(l:Tensor, hints:Tensor|None):
+    "A clear error for a hint map that does not fit the batch of L."
+    if hints is not None and (hints.ndim != 4 or hints.shape[1] != HINT_CHANNELS or hints.shape[-2:] != l.shape[-2:] or hints.shape[0] != l.shape[0]):
+        raise ValueError(f'expected a hint map of shape ({l.shape[0]}, {HINT_CHANNELS}, {l.shape[-2]}, {l.shape[-1]}), got {tuple(hints.shape)}')
+
+class TakesHints:
+    "Mixin for a colorization model with a hint refiner: `self.refiner`, the twin's weights frozen by `freeze_base`, `with_hints`."
     takes_hints = True
 
-    def __init__(self, refiner_widths:tuple[int, ...]=(16, 32, 64, 64), **kwargs): # `HintRefiner`'s widths; `FusionNet`'s arguments
-        super().__init__(**kwargs)
-        self.refiner = HintRefiner(widths=tuple(refiner_widths))
-        self.base_frozen = False
-
     def freeze_base(self):
-        "Train the refiner alone: the fusion network's weights fixed and its batch norms in eval mode, so it stays its twin."
+        "Train the refiner alone: the twin's weights fixed and its batch norms in eval mode, so it stays its twin."
         for n, p in self.named_parameters(): p.requires_grad_(n.startswith('refiner.'))
         self.base_frozen = True
         return self.train(self.training)
@@ -97,19 +97,29 @@ class HintFusionNet(FusionNet):
     def train(self, mode:bool=True):
         super().train(mode)
         if getattr(self, 'base_frozen', False):
-            for m in (self.encoder, self.project, self.fuse, self.decoder): m.eval()
+            for name, m in self.named_children():
+                if name != 'refiner': m.eval()
         return self
+
+    def with_hints(self, l:Tensor, ab:Tensor, hints:Tensor|None) -> Tensor:
+        "The twin's prediction `ab` corrected for `hints`; images without a hint keep exactly the twin's."
+        if hints is None: return ab
+        hints = hints.to(ab.dtype)
+        has = (hints[:, 2:].flatten(1).amax(1) > 0)[:, None, None, None]
+        return torch.where(has, (ab + self.refiner(l.to(ab.dtype), ab, hints)).clamp(-1, 1), ab)  # a select, not a product: nothing of the refiner leaks
+
+class HintFusionNet(TakesHints, FusionNet):
+    "`FusionNet` that also takes a hint map `(B, 3, H, W)`: [a * mask, b * mask, mask] at the input's size. `forward(l, emb, hints=None)`."
+    def __init__(self, refiner_widths:tuple[int, ...]=(16, 32, 64, 64), **kwargs): # `HintRefiner`'s widths; `FusionNet`'s arguments
+        super().__init__(**kwargs)
+        self.refiner = HintRefiner(widths=tuple(refiner_widths))
+        self.base_frozen = False
 
     def forward(self, l:Tensor, emb:Tensor, hints:Tensor|None=None) -> Tensor:
         "Prediction for normalised L, the backbone's embedding and (optionally) the hint map."
-        _check_l(l)
-        if hints is not None and (hints.ndim != 4 or hints.shape[1] != HINT_CHANNELS or hints.shape[-2:] != l.shape[-2:] or hints.shape[0] != l.shape[0]):
-            raise ValueError(f'expected a hint map of shape ({l.shape[0]}, {HINT_CHANNELS}, {l.shape[-2]}, {l.shape[-1]}), got {tuple(hints.shape)}')
-        ab = super().forward(l, emb)  # the twin's prediction
-        if hints is None: return ab
-        hints = hints.to(ab.dtype)
-        has = (hints[:, 2:].flatten(1).amax(1) > 0)[:, None, None, None]  # images without a hint stay exactly the twin's
-        return torch.where(has, (ab + self.refiner(l.to(ab.dtype), ab, hints)).clamp(-1, 1), ab)  # a select, not a product: nothing of the refiner leaks
+        _check_l(l); check_hints(l, hints)
+        return self.with_hints(l, super().forward(l, emb), hints)
+
 
 # %% ../nbs/03b_hints.ipynb #e1cc4d4f
 def _paint(hints:Tensor, b:int, x:int, y:int, k:int, ab:Tensor):

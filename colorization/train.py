@@ -34,9 +34,9 @@ from .core import file_sha256
 from .models import MODELS, create_model, model_spec
 
 # %% auto #0
-__all__ = ['CODE_EXCLUDE', 'RESUME_DIR', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment',
+__all__ = ['CODE_EXCLUDE', 'RESUME_DIR', 'SCORED_DIR', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment',
            'run_settings', 'plot_curves', 'gan_models', 'check_switches', 'train', 'parser', 'main', 'record_data',
-           'run_dls', 'rescore', 'evaluate', 'evaluate_run', 'paired_bootstrap']
+           'run_dls', 'rescore', 'evaluate', 'evaluate_run', 'evaluate_checkpoint', 'paired_bootstrap']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|list|None=None) -> Path|list[Path]:
@@ -390,6 +390,7 @@ def evaluate(model, dls) -> tuple[dict, pd.DataFrame]:
         preds.append(pred); truths.append(truth); grays.append(gray)
     per = pd.concat(rows, ignore_index=True)
     per.insert(0, 'folder', [dls.sources[k] if dls.sources else '' for k in dls.origin[dls.valid_idx]])
+    per.insert(1, 'item', np.asarray(dls.valid_idx))  # the photo's index in the data: rows of two evaluations pair up by it
     per['improved'] = per.psnr > per.gray_psnr
     def summary(d:pd.DataFrame) -> dict:
         return {'n': len(d), 'psnr': d.psnr.mean(), 'psnr_median': d.psnr.median(), 'gray_psnr': d.gray_psnr.mean(),
@@ -420,6 +421,32 @@ def evaluate_run(run:str|Path,                  # a run folder
         (run / 'evaluation.json').write_text(json.dumps(summary, indent=2))
         per.round(4).to_csv(run / 'per_photo.csv', index=False)
     return summary, per
+
+SCORED_DIR = '_scored'  # in a runs folder: checkpoints scored on the validation photos of a run (`evaluate_checkpoint`)
+
+def evaluate_checkpoint(checkpoint:str|Path,      # a checkpoint (e.g. the shipped model)
+                        like:str|Path,            # a run folder: its validation photos are the ones scored
+                        data:str|Path|None=None, cache_dir:str|Path|None=None,
+                        write:bool=True,          # write `evaluation.json` and `per_photo.csv` under the runs folder's `_scored/`
+                        ) -> tuple[dict, pd.DataFrame, Path|None]:
+    "`evaluate` the model in `checkpoint` on the validation photos of run `like` (its data, size, seed, subset, split); the summary names both."
+    from colorization.learner import load_checkpoint
+    like, ck = Path(like), Path(checkpoint)
+    model, meta = load_checkpoint(ck)
+    spec, own = MODELS[meta['model']], meta.get('config') or {}
+    cfg = {**json.loads((like / 'config.json').read_text()), 'model': meta['model'],
+           'embed_size': meta.get('arch', {}).get('embed_size') or spec.embed_size, 'pretrained': True}
+    summary, per = evaluate(model, run_dls(cfg, data, cache_dir))
+    sha = file_sha256(ck)
+    summary.update(weights_sha256=sha, checkpoint=ck.name, model=meta['model'], trained=own.get('run') or own.get('note'),
+                   photos_of=like.name, realism_backbone='efficientnet_lite2', **git_state())
+    out = None
+    if write:
+        out = like.parent / SCORED_DIR / f"{ck.stem}-{sha[:8]}-on-{like.name}"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'evaluation.json').write_text(json.dumps(summary, indent=2))
+        per.round(4).to_csv(out / 'per_photo.csv', index=False)
+    return summary, per, out
 
 def paired_bootstrap(a, b, n:int=10000, seed:int=0, ci:float=0.95) -> dict:
     "Mean of the paired differences a - b (per photo) and its bootstrap `ci` interval."

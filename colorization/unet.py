@@ -18,7 +18,8 @@ from .models import ColorModel
 
 # %% auto #0
 __all__ = ['STAGE_ENDS', 'UNET_LOSSES', 'LiteEncoder', 'UpBlock', 'EffUnet', 'unet_splitter', 'FeatureDistance', 'FeatureLoss',
-           'unet_learner', 'unet_phases', 'fit_unet', 'nogan_learner', 'pretrain_critic', 'nogan_phases', 'fit_nogan']
+           'unet_learner', 'unet_phases', 'fit_unet', 'nogan_learner', 'pretrain_critic', 'nogan_phases', 'fit_nogan',
+           'HintUnet']
 
 # %% ../nbs/07b_unet.ipynb #99863103
 STAGE_ENDS = (0, 1, 2, 4, 6)  # blocks whose outputs are the features at strides 2, 4, 8, 16, 32
@@ -209,3 +210,17 @@ def fit_nogan(learn, epochs:int, lr:float, gan_lr:float|None=None, critic_iters:
     try: fit_phases(learn, nogan_phases(learn, epochs, lr, gan_lr, critic_iters), folder)
     finally: gan.pretrain = gan.share  # the share, as the record gives it
     return learn
+
+# %% ../nbs/07b_unet.ipynb #e02b7eec
+from .hints import HintRefiner, TakesHints, check_hints
+
+class HintUnet(TakesHints, EffUnet):
+    "`EffUnet` that also takes a hint map `(B, 3, H, W)` (see `colorization.hints`). `forward(l, hints=None)`."
+    def __init__(self, refiner_widths:tuple[int, ...]=(16, 32, 64, 64), **kwargs): # `HintRefiner`'s widths; `EffUnet`'s arguments
+        super().__init__(**kwargs)
+        self.refiner = HintRefiner(widths=tuple(refiner_widths))
+        self.base_frozen = False
+
+    def forward(self, l:Tensor, hints:Tensor|None=None) -> Tensor:
+        check_hints(l, hints)
+        return self.with_hints(l, super().forward(l), hints)
