@@ -722,7 +722,7 @@ def compare_runs(runs_dir:str|Path|None=None, # folder of run records
         for _, r in g.iterrows():
             per = pd.read_csv(runs_dir / r['folder'] / 'per_photo.csv')
             b = paired_bootstrap(per.psnr, base_per.psnr, n=n_boot) if base_per is not None and len(base_per) == len(per) else None
-            rows.append({'run': r['run_id'], 'model': r['model'], 'loss': r['loss'], 'pretrained': r['pretrained'],
+            rows.append({'run': r['run_id'], 'folder': r['folder'], 'model': r['model'], 'loss': r['loss'], 'pretrained': r['pretrained'],
                          'photos': 'all' if pd.isna(r['limit']) else f"{int(r['limit']):,}",
                          'PSNR': r['psnr'], f'ΔPSNR vs {baseline}': None if b is None else b['mean'],
                          '95% interval': None if b is None else f"[{b['lo']:+.3f}, {b['hi']:+.3f}]",
