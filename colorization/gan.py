@@ -125,10 +125,26 @@ class CondGANCallback(Callback):
         "Whether the current training batch is in the adversarial phase."
         return self.training and self.start_iter is not None and self.learn.train_iter >= self.start_iter
 
-    def before_fit(self):
-        self.critic.to(next(self.learn.model.parameters()).device)
+    def critic_optimizer(self) -> torch.optim.Optimizer:
+        "The critic's Adam, made on first use."
         if self.crit_opt is None:
             self.crit_opt = torch.optim.Adam(self.critic.parameters(), lr=self.critic_lr or 2e-4, betas=self.betas)
+        return self.crit_opt
+
+    def critic_step(self, l:Tensor, real:Tensor, fake:Tensor, lr:float|None=None) -> Tensor:
+        "One step of the critic on true (`real`) and generated (`fake`, detached) ab for `l`; returns its loss."
+        opt = self.critic_optimizer()
+        self.critic.train().requires_grad_(True)
+        if lr is not None:
+            for g in opt.param_groups: g['lr'] = lr
+        d_loss = 0.5 * (adversarial_loss(self.critic(critic_input(l, real)), True, self.kind)
+                        + adversarial_loss(self.critic(critic_input(l, fake.detach())), False, self.kind))
+        opt.zero_grad(); d_loss.backward(); opt.step()
+        return d_loss
+
+    def before_fit(self):
+        self.critic.to(next(self.learn.model.parameters()).device)
+        self.critic_optimizer()
         # `lr_find` trains the generator alone (and restores it afterwards)
         self.start_iter = None if hasattr(self.learn, 'lr_finder') else gan_start_iter(self.n_epoch, len(self.dls.train), self.pretrain)
 
@@ -138,12 +154,7 @@ class CondGANCallback(Callback):
         if not self.active: return
         l, real, fake = self.xb[0], self.yb[0], self.pred
         # 1. one critic step on real and generated pairs
-        self.critic.train().requires_grad_(True)
-        lr = self.critic_lr or self.learn.opt.hypers[-1]['lr']
-        for g in self.crit_opt.param_groups: g['lr'] = lr
-        d_loss = 0.5 * (adversarial_loss(self.critic(critic_input(l, real)), True, self.kind)
-                        + adversarial_loss(self.critic(critic_input(l, fake.detach())), False, self.kind))
-        self.crit_opt.zero_grad(); d_loss.backward(); self.crit_opt.step()
+        d_loss = self.critic_step(l, real, fake, lr=self.critic_lr or self.learn.opt.hypers[-1]['lr'])
         # 2. the generator's adversarial term, through a frozen critic
         self.critic.requires_grad_(False)
         g_adv = adversarial_loss(self.critic(critic_input(l, fake)), True, self.kind)

@@ -88,6 +88,9 @@ class TakesHints:
     "Mixin for a colorization model with a hint refiner: `self.refiner`, the twin's weights frozen by `freeze_base`, `with_hints`."
     takes_hints = True
 
+    def _init_refiner(self, widths:tuple[int, ...]):
+        self.refiner, self.base_frozen = HintRefiner(widths=tuple(widths)), False
+
     def freeze_base(self):
         "Train the refiner alone: the twin's weights fixed and its batch norms in eval mode, so it stays its twin."
         for n, p in self.named_parameters(): p.requires_grad_(n.startswith('refiner.'))
@@ -112,8 +115,7 @@ class HintFusionNet(TakesHints, FusionNet):
     "`FusionNet` that also takes a hint map `(B, 3, H, W)`: [a * mask, b * mask, mask] at the input's size. `forward(l, emb, hints=None)`."
     def __init__(self, refiner_widths:tuple[int, ...]=(16, 32, 64, 64), **kwargs): # `HintRefiner`'s widths; `FusionNet`'s arguments
         super().__init__(**kwargs)
-        self.refiner = HintRefiner(widths=tuple(refiner_widths))
-        self.base_frozen = False
+        self._init_refiner(refiner_widths)
 
     def forward(self, l:Tensor, emb:Tensor, hints:Tensor|None=None) -> Tensor:
         "Prediction for normalised L, the backbone's embedding and (optionally) the hint map."

@@ -178,9 +178,7 @@ def load_state(learn, folder:Path) -> dict|None:
     gan = getattr(learn, 'cond_gan', None)
     if gan is not None and 'critic' in blob:
         gan.critic.load_state_dict(blob['critic'])
-        if blob['crit_opt'] is not None:
-            if gan.crit_opt is None: gan.crit_opt = torch.optim.Adam(gan.critic.parameters(), lr=gan.critic_lr or 2e-4, betas=gan.betas)
-            gan.crit_opt.load_state_dict(blob['crit_opt'])
+        if blob['crit_opt'] is not None: gan.critic_optimizer().load_state_dict(blob['crit_opt'])
     _set_rng_states(learn, blob['rng'])
     return state
 

@@ -161,7 +161,7 @@ def fit_unet(learn, epochs:int, lr:float, frozen:float=0.25, folder=None):
 from fastprogress.fastprogress import progress_bar
 from fastai.callback.schedule import ParamScheduler, SchedLin, SchedNo
 
-from .gan import CondGANCallback, adversarial_loss, critic_input
+from .gan import CondGANCallback
 
 def nogan_learner(dls, model, loss:str='perceptual', pretrain:float=0.8, l1_weight:float=300., metrics=None, **kwargs):
     "`unet_learner` with a `CondGANCallback` left idle until `fit_nogan`'s adversarial phase (`pretrain`: the generator's share of the epochs)."
@@ -175,9 +175,7 @@ def nogan_learner(dls, model, loss:str='perceptual', pretrain:float=0.8, l1_weig
 def pretrain_critic(learn, n_iter:int|None=None) -> list[float]:
     "NoGAN's middle step: the critic alone learns to tell true (L, ab) training pairs from the fixed generator's; returns its losses."
     gan, model = learn.cond_gan, learn.model
-    dev = next(model.parameters()).device
-    critic = gan.critic.to(dev).train().requires_grad_(True)
-    if gan.crit_opt is None: gan.crit_opt = torch.optim.Adam(critic.parameters(), lr=gan.critic_lr, betas=gan.betas)
+    gan.critic.to(next(model.parameters()).device)
     n_iter, losses, batches = n_iter or len(learn.dls.train), [], iter(())
     was = model.training; model.eval()
     try:
@@ -185,9 +183,7 @@ def pretrain_critic(learn, n_iter:int|None=None) -> list[float]:
             try: l, y = next(batches)
             except StopIteration: batches = iter(learn.dls.train); l, y = next(batches)
             with torch.no_grad(): fake = model(l)
-            d = 0.5 * (adversarial_loss(critic(critic_input(l, y)), True, gan.kind)
-                       + adversarial_loss(critic(critic_input(l, fake)), False, gan.kind))
-            gan.crit_opt.zero_grad(); d.backward(); gan.crit_opt.step(); losses.append(d.item())
+            losses.append(gan.critic_step(l, y, fake).item())
     finally: model.train(was)
     return losses
 
@@ -212,14 +208,13 @@ def fit_nogan(learn, epochs:int, lr:float, gan_lr:float|None=None, critic_iters:
     return learn
 
 # %% ../nbs/07b_unet.ipynb #e02b7eec
-from .hints import HintRefiner, TakesHints, check_hints
+from .hints import TakesHints, check_hints
 
 class HintUnet(TakesHints, EffUnet):
     "`EffUnet` that also takes a hint map `(B, 3, H, W)` (see `colorization.hints`). `forward(l, hints=None)`."
     def __init__(self, refiner_widths:tuple[int, ...]=(16, 32, 64, 64), **kwargs): # `HintRefiner`'s widths; `EffUnet`'s arguments
         super().__init__(**kwargs)
-        self.refiner = HintRefiner(widths=tuple(refiner_widths))
-        self.base_frozen = False
+        self._init_refiner(refiner_widths)
 
     def forward(self, l:Tensor, hints:Tensor|None=None) -> Tensor:
         check_hints(l, hints)
