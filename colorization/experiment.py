@@ -31,9 +31,9 @@ import colorization
 __all__ = ['PARAMS', 'EXTRA_PARAMS', 'DEFAULT_DATA', 'STATUS_FILE', 'ERROR_FILE', 'PARAMS_FILE', 'LOCK_FILE', 'NOTEBOOK_FILE',
            'METRICS', 'EVAL_COLUMNS', 'TABLE_COLUMNS', 'GRAY', 'repo_root', 'default_template', 'default_runs_dir',
            'train_defaults', 'resolve_params', 'data_label', 'run_id', 'expand_grid', 'run_status', 'check_kernel',
-           'run_experiment', 'check_clean', 'plan', 'sweep', 'collect_records', 'gray_baseline', 'to_markdown',
-           'results_table', 'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli', 'compare_runs',
-           'render_readme']
+           'init_weights', 'run_experiment', 'check_clean', 'plan', 'sweep', 'collect_records', 'gray_baseline',
+           'to_markdown', 'results_table', 'describe_results', 'sample_figure', 'sweep_parser', 'sweep_cli',
+           'compare_runs', 'render_readme']
 
 # %% ../nbs/09_experiment.ipynb #79c63af3
 def repo_root() -> Path|None:
@@ -58,7 +58,7 @@ def default_runs_dir() -> Path:
 
 # %% ../nbs/09_experiment.ipynb #e53e148c
 PARAMS = ('model', 'bs', 'epochs', 'lr', 'loss', 'data', 'size', 'seed', 'pretrained', 'limit')  # what a run is
-EXTRA_PARAMS = ('cache_dir', 'embed_size', 'bf16', 'channels_last', 'gan_pretrain')  # passed to the template; all but `cache_dir` join the run id when set
+EXTRA_PARAMS = ('cache_dir', 'embed_size', 'bf16', 'channels_last', 'gan_pretrain', 'gan_weight', 'init')  # passed to the template; all but `cache_dir` join the run id when set
 
 def train_defaults() -> dict:
     "The defaults of `colorization.train.train` for every run parameter."
@@ -81,7 +81,9 @@ def resolve_params(params:dict,      # some of `PARAMS` (and `EXTRA_PARAMS`)
     p['pretrained'] = bool(p['pretrained']) if spec.backbone or spec.encoder else None
     if p['data'] is not None: p['data'] = p['data'] if isinstance(p['data'], str) else os.pathsep.join(map(str, p['data']))
     from colorization.train import check_switches
-    check_switches(p['model'], p.get('gan_pretrain'), p.get('bf16', False), p.get('channels_last', False))  # early, not mid-sweep
+    check_switches(p['model'], p.get('gan_pretrain'), p.get('bf16', False), p.get('channels_last', False), p.get('gan_weight'))  # early, not mid-sweep
+    if p.get('init') is not None and (not isinstance(p['init'], str) or Path(p['init']).name != p['init']):
+        raise ValueError(f"init names an earlier run of the same runs folder by its id, got {p['init']!r} (a checkpoint file: `train(init=...)`)")
     return p
 
 DEFAULT_DATA = 'landscapes'  # the original table's photos: runs on them keep the ids they always had
@@ -93,7 +95,7 @@ def data_label(data) -> str|None:
     return '+'.join(p.name for p in data_sources(data))
 
 def run_id(params:dict) -> str:
-    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and the data unless the landscapes, `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `bf16`, `cl` when set)."
+    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and the data unless the landscapes, `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `adv<weight>`, `bf16`, `cl`, `from-<init's model>` when set)."
     p = params
     parts = [p['model'], p['loss'], f"e{p['epochs']}", f"lr{p['lr']:g}", f"bs{p['bs']}", f"s{p['size']}", f"seed{p['seed']}"]
     if data_label(p.get('data')) not in (None, DEFAULT_DATA): parts.append(data_label(p['data']))
@@ -101,8 +103,10 @@ def run_id(params:dict) -> str:
     if p.get('limit') is not None: parts.append(f"n{p['limit']}")
     if p.get('embed_size') is not None: parts.append(f"emb{p['embed_size']}")
     if p.get('gan_pretrain') is not None: parts.append(f"pre{p['gan_pretrain']:g}")
+    if p.get('gan_weight') is not None: parts.append(f"adv{p['gan_weight']:g}")
     if p.get('bf16'): parts.append('bf16')
     if p.get('channels_last'): parts.append('cl')
+    if p.get('init'): parts.append(f"from-{p['init'].split('-')[0]}")  # a run id starts with its model's name
     return '-'.join(str(x) for x in parts)
 
 # %% ../nbs/09_experiment.ipynb #418abdd5
@@ -208,6 +212,14 @@ def _stderr_to(path:Path):
     finally:
         sys.stderr.flush(); os.dup2(saved, 2); os.close(saved)
 
+def init_weights(runs_dir:Path, init:str) -> Path:
+    "The weights of run `init` in `runs_dir`, which a run's `init` names: a clear error unless that run is complete with them."
+    w = Path(runs_dir) / init / 'model.safetensors'
+    if run_status(w.parent) != 'complete' or not w.is_file():
+        raise FileNotFoundError(f'init: run {init} has no complete record with its weights in {Path(runs_dir).name}/; '
+                                'run it first (an earlier row of the same grid)')
+    return w
+
 def run_experiment(params:dict,                 # run parameters (see `PARAMS`)
                    runs_dir:str|Path|None=None, # folder of run records; default `default_runs_dir()`
                    template:str|Path|None=None, # the notebook to run; default `default_template()`
@@ -240,6 +252,7 @@ def run_experiment(params:dict,                 # run parameters (see `PARAMS`)
     declared = pm.inspect_notebook(str(template))
     parameters = {**params, 'out_dir': '.'} if 'out_dir' in declared else dict(params)
     if 'keep_memory' in declared: parameters['keep_memory'] = True  # the run's own kernel: see `keep_freed_memory`
+    if params.get('init'): parameters['init'] = os.path.relpath(init_weights(runs_dir, params['init']), run_dir)  # the kernel runs in `run_dir`; no machine path in the record
     try:
         with _stderr_to(run_dir / 'kernel.log') if not log_output else nullcontext():
             pm.execute_notebook(str(template), str(run_dir / NOTEBOOK_FILE), parameters=parameters,
@@ -662,7 +675,9 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument('--cache-dir', default=None, help='image and embedding cache folder')
     p.add_argument('--bf16', action='store_true', default=None, help='bfloat16 autocast in training (not labgan)')
     p.add_argument('--channels-last', action='store_true', default=None, help='NHWC memory layout in training (not labgan)')
-    p.add_argument('--gan-pretrain', type=float, default=None, metavar='FRAC', help="labgan: share of the epochs with the L1 loss alone")
+    p.add_argument('--gan-pretrain', type=float, default=None, metavar='FRAC', help="GAN models: share of the epochs with the L1 loss alone")
+    p.add_argument('--gan-weight', type=float, default=None, metavar='W', help="GAN models: the weight of the critic's term in the generator's loss")
+    p.add_argument('--init', default=None, metavar='RUN', help="start from the weights of this earlier run (its id) in the runs folder")
     p.add_argument('--dry-run', action='store_true', help='list the runs and what would happen to each, run nothing')
     p.add_argument('--no-retry', action='store_true', help='skip runs that failed before instead of running them again')
     p.add_argument('--force', action='store_true', help='run complete runs again too')
@@ -677,7 +692,7 @@ def sweep_cli(argv:list[str]|None=None) -> int:
     if args.grid is None and not args.model:
         print('colorization-sweep: error: give a grid file or --model', file=sys.stderr); return 2
     overrides = {k: getattr(args, k) for k in ('model', 'loss', 'epochs', 'lr', 'bs', 'size', 'seed', 'limit', 'pretrained', 'cache_dir',
-                                               'bf16', 'channels_last', 'gan_pretrain')}
+                                               'bf16', 'channels_last', 'gan_pretrain', 'gan_weight', 'init')}
     try:
         done = sweep(args.grid if args.grid is not None else {}, args.runs_dir, template=args.template, data=args.data,
                      dry_run=args.dry_run, retry_failed=not args.no_retry, force=args.force, table=not args.no_table, allow_dirty=args.allow_dirty,
