@@ -244,7 +244,7 @@ class InferenceModel:
 
 def no_hints_message(name:str) -> str:
     "The error for hints given to a model without hint inputs."
-    return f'the {name!r} model takes no colour hints; use a model that does (hinteff)'
+    return f'the {name!r} model takes no colour hints; use a model that does (hinteff, hintunet)'
 
 @contextmanager
 def decoding_temperature(module:nn.Module, # a model with a 'bins' head (or a `Colorizer` of one)

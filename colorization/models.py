@@ -372,3 +372,12 @@ register(ModelSpec('hinteff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_li
                    'preeff taking user colour hints (Zhang et al. 2017): a small U-Net spreads each hint\'s difference from '
                    'the frozen preeff\'s prediction over the scales it judges right',
                    build=_hinteff, learner=_hint_learner, epochs=4, kwargs=dict(head='ab', backbone='efficientnet_lite0')))
+
+def _hintunet(**kwargs) -> nn.Module:
+    "`colorization.unet.HintUnet` (imported here, when needed)."
+    from colorization.unet import HintUnet
+    return HintUnet(**kwargs)
+
+register(ModelSpec('hintunet', 'ab', 'ab', 'huber', _REGRESSION, None, 128, 2e-3,
+                   'effunet or effgan taking user colour hints: hinteff\'s refiner on the frozen U-Net (trained from its twin\'s weights, `init`)',
+                   build=_hintunet, learner=_hint_learner, epochs=2, encoder='efficientnet_lite0', kwargs=dict(backbone='efficientnet_lite0')))
