@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from colorization.experiment import GRAY, collect_records, results_table, run_experiment, run_status
+from colorization.experiment import run_experiment, run_status
+from colorization.results import GRAY, collect_records, results_table
 
 SWEEP = str(Path(sys.executable).parent / 'colorization-sweep')
 TINY = ['--epochs', '1', '--size', '32', '--bs', '4', '--limit', '16', '--allow-dirty']  # the tests run in working checkouts
