@@ -6,14 +6,111 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+from .core import atomic_path
+if TYPE_CHECKING: from PIL import Image  # annotations only: the command stays light to import
 
 # %% auto #0
-__all__ = ['read_hints', 'main']
+__all__ = ['IMAGE_SUFFIXES', 'OUTPUT_TAGS', 'output_path', 'save_atomic', 'find_inputs', 'Job', 'plan_outputs', 'read_hints',
+           'main']
+
+# %% ../nbs/08c_command.ipynb #3d28f6c9
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm', '.pbm', '.pnm')
+OUTPUT_TAGS = ('_color', '_compare')
+
+def output_path(src:Path, # the input file
+                out:Path|None=None, # output folder (None: beside the input)
+                base:Path|None=None, # with `out`: the input's folders below `base` are kept
+                tag:str='_color', # '_color' or '_compare'
+                qualifier:str='', # added to the stem to tell apart inputs of the same name
+               ) -> Path:
+    "Where the output of `src` goes: `photo.jpg` -> `photo_color.png`."
+    folder = src.parent
+    if out is not None:
+        folder = Path(out)
+        if base is not None:
+            try: folder = folder / src.parent.relative_to(base)
+            except ValueError: pass
+    return folder / f'{src.stem}{qualifier}{tag}.png'
+
+# %% ../nbs/08c_command.ipynb #a345b48f
+def save_atomic(img:Image.Image, # the image to write
+                dest:str|Path, # the destination file (PNG)
+                overwrite:bool=False, # replace an existing `dest`
+               ) -> Path:
+    "Write `img` as PNG to `dest` atomically; `FileExistsError` if it exists and not `overwrite`."
+    with atomic_path(dest, overwrite) as tmp: img.save(tmp, format='PNG', compress_level=3)
+    return Path(dest)
+
+# %% ../nbs/08c_command.ipynb #4156f639
+def _is_output(p:Path) -> bool: return p.suffix.lower() in ('.png', '.mp4', '.m4v', '.mov', '.mkv') and p.stem.endswith(OUTPUT_TAGS)
+
+def _walk_images(folder:Path, suffixes:Sequence[str]=IMAGE_SUFFIXES) -> Iterator[Path]:
+    "Files with `suffixes` (image files) under `folder`, recursively, sorted, hidden entries left out."
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+        for f in sorted(filenames):
+            p = Path(dirpath) / f
+            if not f.startswith('.') and p.suffix.lower() in suffixes and not _is_output(p): yield p
+
+def _glob_base(pattern:Path) -> Path:
+    "The folders of a glob pattern before its first wildcard."
+    parts = pattern.parts
+    i = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    return Path(*parts[:i]) if i else Path('.')
+
+def find_inputs(args:Sequence[str], # files, folders and glob patterns
+                suffixes:Sequence[str]=IMAGE_SUFFIXES, # the files that folders and globs pick (default: images)
+               ) -> tuple[list[tuple[Path, Path|None]], list[str]]:
+    "Expand `args` into `(file, base)` pairs (each file once, in order) and list the arguments that matched nothing."
+    found, missing, seen = [], [], set()
+    for a in args:
+        p = Path(a).expanduser()
+        if p.is_dir(): files, base = list(_walk_images(p, suffixes)), p
+        elif p.exists(): files, base = [p], None
+        elif glob.has_magic(str(p)):
+            files = [Path(m) for m in sorted(glob.glob(str(p), recursive=True))]
+            files, base = [q for q in files if q.is_file() and q.suffix.lower() in suffixes and not _is_output(q)], _glob_base(p)
+        else: files, base = [], None
+        if not files: missing.append(a)
+        for f in files:
+            if (key := f.resolve()) not in seen: seen.add(key); found.append((f, base))
+    return found, missing
+
+# %% ../nbs/08c_command.ipynb #1395a75f
+@dataclass
+class Job:
+    "One input and where its outputs go."
+    src: Path
+    dest: Path
+    compare: Path|None = None
+
+def plan_outputs(inputs:Sequence, # image files, or `(file, base)` pairs from `find_inputs`
+                 out:str|Path|None=None, # output folder (None: beside each input)
+                 compare:bool=False, # also plan a comparison figure
+                ) -> list[Job]:
+    "Output paths for `inputs`, none shared between two inputs."
+    out = None if out is None else Path(out)
+    pairs = [(Path(i), None) if isinstance(i, (str, os.PathLike)) else (Path(i[0]), i[1]) for i in inputs]
+    key = lambda p: os.path.normcase(os.path.abspath(p))
+    plain = [key(output_path(f, out, b)) for f, b in pairs]
+    clash = {d for d in plain if plain.count(d) > 1}
+    jobs, taken = [], set()
+    for (f, b), d in zip(pairs, plain):
+        q = '' if d not in clash else f'_{f.suffix[1:].lower()}' if f.suffix else '_'
+        n, name = 1, q
+        while key(output_path(f, out, b, qualifier=name)) in taken: n += 1; name = f'{q}_{n}'
+        dest = output_path(f, out, b, qualifier=name); taken.add(key(dest))
+        jobs.append(Job(f, dest, output_path(f, out, b, '_compare', name) if compare else None))
+    return jobs
 
 # %% ../nbs/08c_command.ipynb #7c96db54
 def _parser() -> argparse.ArgumentParser:
@@ -131,7 +228,7 @@ def _video_job(job, rep, model, args) -> None:
 
 def _photo_jobs(jobs, rep, model, args, hints) -> None:
     "Colorize the photo jobs a chunk at a time, reporting each."
-    from colorization.inference import colorize_photos, compare_figure, save_atomic
+    from colorization.inference import colorize_photos, compare_figure
     for chunk in _read_chunks(jobs, args.image_type, 4 * args.bs, rep):
         try:
             extra = {'hints': [hints.get(j.src.resolve(), []) for j, _ in chunk]} if hints else {}
@@ -163,7 +260,6 @@ def main(argv:Sequence[str]|None=None) -> int:
     start = time.perf_counter()
     from tqdm import tqdm
     from colorization.core import keep_freed_memory
-    from colorization.inference import IMAGE_SUFFIXES, find_inputs, plan_outputs
     from colorization.video import VIDEO_SUFFIXES, is_video, output_suffix
     if argv is None: keep_freed_memory()  # the process is the command: large tensors of each photo reuse freed memory
     try:

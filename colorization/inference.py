@@ -5,7 +5,6 @@
 # %% ../nbs/08_inference.ipynb #87b328f2
 from __future__ import annotations
 
-import glob
 import os
 from collections import defaultdict
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,15 +23,13 @@ from torch import Tensor, nn
 from .color import gray_rgb, l_ab_to_rgb, rgb_to_l
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .core import atomic_path
 from .hints import hint_map
 from .models import MODELS, with_backbone
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'OUTPUT_TAGS', 'Photo', 'gray_l', 'read_photo', 'compute_lightness', 'model_input_size', 'resize_l',
-           'upsample_ab', 'default_checkpoint', 'InferenceModel', 'no_hints_message', 'decoding_temperature',
-           'load_model', 'colorize_photos', 'colorize', 'output_path', 'save_atomic', 'compare_figure', 'find_inputs',
-           'Job', 'plan_outputs']
+__all__ = ['Photo', 'gray_l', 'read_photo', 'compute_lightness', 'model_input_size', 'resize_l', 'upsample_ab',
+           'default_checkpoint', 'InferenceModel', 'no_hints_message', 'decoding_temperature', 'load_model',
+           'colorize_photos', 'colorize', 'compare_figure']
 
 # %% ../nbs/08_inference.ipynb #14cf3cea
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
@@ -244,7 +241,7 @@ class InferenceModel:
 
 def no_hints_message(name:str) -> str:
     "The error for hints given to a model without hint inputs."
-    return f'the {name!r} model takes no colour hints; use a model that does (hinteff)'
+    return f'the {name!r} model takes no colour hints; use a model that does (hinteff, hintunet)'
 
 @contextmanager
 def decoding_temperature(module:nn.Module, # a model with a 'bins' head (or a `Colorizer` of one)
@@ -354,34 +351,6 @@ def colorize(image, # a file path, a PIL image, a numpy array (see `read_photo`)
     return colorize_photos([photo], model, size=size, fit=fit, upsample=upsample, temperature=temperature,
                            hints=None if hints is None else [list(hints)])[0]
 
-# %% ../nbs/08_inference.ipynb #3d28f6c9
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm', '.pbm', '.pnm')
-OUTPUT_TAGS = ('_color', '_compare')
-
-def output_path(src:Path, # the input file
-                out:Path|None=None, # output folder (None: beside the input)
-                base:Path|None=None, # with `out`: the input's folders below `base` are kept
-                tag:str='_color', # '_color' or '_compare'
-                qualifier:str='', # added to the stem to tell apart inputs of the same name
-               ) -> Path:
-    "Where the output of `src` goes: `photo.jpg` -> `photo_color.png`."
-    folder = src.parent
-    if out is not None:
-        folder = Path(out)
-        if base is not None:
-            try: folder = folder / src.parent.relative_to(base)
-            except ValueError: pass
-    return folder / f'{src.stem}{qualifier}{tag}.png'
-
-# %% ../nbs/08_inference.ipynb #a345b48f
-def save_atomic(img:Image.Image, # the image to write
-                dest:str|Path, # the destination file (PNG)
-                overwrite:bool=False, # replace an existing `dest`
-               ) -> Path:
-    "Write `img` as PNG to `dest` atomically; `FileExistsError` if it exists and not `overwrite`."
-    with atomic_path(dest, overwrite) as tmp: img.save(tmp, format='PNG', compress_level=3)
-    return Path(dest)
-
 # %% ../nbs/08_inference.ipynb #09e57128
 def compare_figure(photo:Photo, # the input, from `read_photo`
                    color:Image.Image, # its colorized version
@@ -403,65 +372,3 @@ def compare_figure(photo:Photo, # the input, from `read_photo`
         fig.paste(im, (x, top))
         draw.text((x + 2, 3), title, fill='black', font=font)
     return fig
-
-# %% ../nbs/08_inference.ipynb #4156f639
-def _is_output(p:Path) -> bool: return p.suffix.lower() in ('.png', '.mp4', '.m4v', '.mov', '.mkv') and p.stem.endswith(OUTPUT_TAGS)
-
-def _walk_images(folder:Path, suffixes:Sequence[str]=IMAGE_SUFFIXES) -> Iterator[Path]:
-    "Files with `suffixes` (image files) under `folder`, recursively, sorted, hidden entries left out."
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
-        for f in sorted(filenames):
-            p = Path(dirpath) / f
-            if not f.startswith('.') and p.suffix.lower() in suffixes and not _is_output(p): yield p
-
-def _glob_base(pattern:Path) -> Path:
-    "The folders of a glob pattern before its first wildcard."
-    parts = pattern.parts
-    i = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-    return Path(*parts[:i]) if i else Path('.')
-
-def find_inputs(args:Sequence[str], # files, folders and glob patterns
-                suffixes:Sequence[str]=IMAGE_SUFFIXES, # the files that folders and globs pick (default: images)
-               ) -> tuple[list[tuple[Path, Path|None]], list[str]]:
-    "Expand `args` into `(file, base)` pairs (each file once, in order) and list the arguments that matched nothing."
-    found, missing, seen = [], [], set()
-    for a in args:
-        p = Path(a).expanduser()
-        if p.is_dir(): files, base = list(_walk_images(p, suffixes)), p
-        elif p.exists(): files, base = [p], None
-        elif glob.has_magic(str(p)):
-            files = [Path(m) for m in sorted(glob.glob(str(p), recursive=True))]
-            files, base = [q for q in files if q.is_file() and q.suffix.lower() in suffixes and not _is_output(q)], _glob_base(p)
-        else: files, base = [], None
-        if not files: missing.append(a)
-        for f in files:
-            if (key := f.resolve()) not in seen: seen.add(key); found.append((f, base))
-    return found, missing
-
-# %% ../nbs/08_inference.ipynb #1395a75f
-@dataclass
-class Job:
-    "One input and where its outputs go."
-    src: Path
-    dest: Path
-    compare: Path|None = None
-
-def plan_outputs(inputs:Sequence, # image files, or `(file, base)` pairs from `find_inputs`
-                 out:str|Path|None=None, # output folder (None: beside each input)
-                 compare:bool=False, # also plan a comparison figure
-                ) -> list[Job]:
-    "Output paths for `inputs`, none shared between two inputs."
-    out = None if out is None else Path(out)
-    pairs = [(Path(i), None) if isinstance(i, (str, os.PathLike)) else (Path(i[0]), i[1]) for i in inputs]
-    key = lambda p: os.path.normcase(os.path.abspath(p))
-    plain = [key(output_path(f, out, b)) for f, b in pairs]
-    clash = {d for d in plain if plain.count(d) > 1}
-    jobs, taken = [], set()
-    for (f, b), d in zip(pairs, plain):
-        q = '' if d not in clash else f'_{f.suffix[1:].lower()}' if f.suffix else '_'
-        n, name = 1, q
-        while key(output_path(f, out, b, qualifier=name)) in taken: n += 1; name = f'{q}_{n}'
-        dest = output_path(f, out, b, qualifier=name); taken.add(key(dest))
-        jobs.append(Job(f, dest, output_path(f, out, b, '_compare', name) if compare else None))
-    return jobs

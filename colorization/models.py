@@ -5,6 +5,8 @@
 # %% ../nbs/03_models.ipynb #72be9f9f
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from .color import ab_bins, annealed_mean, denorm_rgb, rgb_to_l_ab
 
 # %% auto #0
 __all__ = ['HEADS', 'MODELS', 'ResNetEncoder', 'conv_bn_relu', 'Decoder', 'annealed_mean_ab', 'ColorModel', 'ColorNet',
-           'FusionNet', 'Colorizer', 'with_backbone', 'ModelSpec', 'register', 'model_spec', 'create_model']
+           'FusionNet', 'Colorizer', 'with_backbone', 'Ref', 'ModelSpec', 'register', 'model_spec', 'create_model']
 
 # %% ../nbs/03_models.ipynb #5abc58a5
 _ENCODER_CHILDREN = ('conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2')
@@ -216,6 +218,20 @@ def with_backbone(model:nn.Module,                 # a model from `create_model`
     return Colorizer(model, bb.to(next(model.parameters()).device))
 
 # %% ../nbs/03_models.ipynb #7926b8b5
+class Ref:
+    "A function named by `'module:attribute'`, imported on its first call: how the registry names a later family's builder, learner or fit."
+    def __init__(self, target:str):
+        if target.count(':') != 1: raise ValueError(f"a reference is 'module:attribute', got {target!r}")
+        self.target = target
+    def resolve(self) -> Callable:
+        "The function itself (importing its module)."
+        module, attr = self.target.split(':')
+        return getattr(importlib.import_module(module), attr)
+    def __call__(self, *args, **kwargs): return self.resolve()(*args, **kwargs)
+    @property
+    def __signature__(self): return inspect.signature(self.resolve())  # `inspect.signature(ref)` is the target's
+    def __repr__(self): return f'Ref({self.target!r})'
+
 @dataclass
 class ModelSpec:
     "Everything about a named model: data space, head, losses, backbone, training defaults and its builder."
@@ -228,15 +244,15 @@ class ModelSpec:
     size:int                       # default training size (px)
     lr:float                       # default learning rate
     description:str                # one line for tables and --help
-    build:Callable[..., nn.Module]|None=None # builder called with `kwargs` (default: `ColorNet` or `FusionNet`)
+    build:Callable[..., nn.Module]|str|None=None # builder called with `kwargs` (default: `ColorNet` or `FusionNet`); a 'module:attribute' string for a later family
     kwargs:dict=field(default_factory=dict)  # default builder keyword arguments
     bs:int=64                      # default batch size
     epochs:int=30                  # default epochs (the reported protocol's)
     encoder:str|None=None          # a pretrained backbone inside the model (trained with it), whose weights `pretrained` switches
     embed_size:int|None=None       # backbone input size for the embeddings (default: the backbone's own)
     weights_note:str=''            # where the backbone's weights come from
-    learner:Callable|None=None     # learner(dls, model, loss=..., path=...) for models with their own (default: the standard one)
-    fit:Callable|None=None         # fit(learn, epochs, lr) for models with their own training procedure
+    learner:Callable|str|None=None # learner(dls, model, loss=..., path=...) for models with their own (default: the standard one)
+    fit:Callable|str|None=None     # fit(learn, epochs, lr[, folder]) for models with their own training procedure
     adversarial:bool=False         # trained with a critic after a pre-training (its share: `gan_pretrain`)
 
     def __post_init__(self):
@@ -250,6 +266,8 @@ class ModelSpec:
                 self.weights_note = ('ships with an installed package (always available offline)' if bb.offline else
                                      f'not bundled: {bb.weights}; pretrained=False gives a seeded random backbone')
         if self.build is None: self.build = ColorNet if self.backbone is None else FusionNet
+        for f in ('build', 'learner', 'fit'):
+            if isinstance(getattr(self, f), str): setattr(self, f, Ref(getattr(self, f)))
 
     @property
     def fusion(self) -> bool: return self.backbone is not None
@@ -299,76 +317,32 @@ def create_model(name:str, # a key of `MODELS`
     return model
 
 # %% ../nbs/03_models.ipynb #b292a96d
-def _labgan(**kwargs) -> nn.Module:
-    "The `labgan` generator, `colorization.gan.UnetGenerator` (imported here, when needed)."
-    from colorization.gan import UnetGenerator
-    return UnetGenerator(**kwargs)
-
-def _gan_learner(dls, model, **kwargs):
-    "`colorization.gan.gan_learner`: the learner with the critic."
-    from colorization.gan import gan_learner
-    return gan_learner(dls, model, **kwargs)
-
-def _fit_gan(learn, epochs:int, lr:float):
-    "`colorization.gan.fit_gan`: L1 pre-training, then the adversarial phase."
-    from colorization.gan import fit_gan
-    return fit_gan(learn, epochs, lr)
-
 register(ModelSpec('labclass', 'ab', 'bins', 'ce', ('ce',), None, 128, 3e-3,
                    'the encoder-decoder scoring 261 ab bins: rebalanced cross-entropy, annealed-mean decoding (Zhang et al. 2016)',
                    kwargs=dict(head='bins')))
 register(ModelSpec('labgan', 'ab', 'ab', 'gan', ('gan', 'lsgan'), None, 128, 1e-3,
                    'U-Net generator (ResNet-18 body) pre-trained with L1, then against a PatchGAN critic on (L, ab) (pix2pix)',
-                   build=_labgan, learner=_gan_learner, fit=_fit_gan))
+                   build='colorization.gan:UnetGenerator', learner='colorization.gan:gan_learner', fit='colorization.gan:fit_gan'))
 
-def _effunet(**kwargs) -> nn.Module:
-    "`colorization.unet.EffUnet` (imported here, when needed)."
-    from colorization.unet import EffUnet
-    return EffUnet(**kwargs)
-
-def _unet_learner(dls, model, **kwargs):
-    from colorization.unet import unet_learner
-    return unet_learner(dls, model, **kwargs)
-
-def _fit_unet(learn, epochs:int, lr:float, folder=None):
-    from colorization.unet import fit_unet
-    return fit_unet(learn, epochs, lr, folder=folder)
-
+_UNET = dict(build='colorization.unet:EffUnet', learner='colorization.unet:unet_learner', fit='colorization.unet:fit_unet')
 for _name, _bb, _what in [('effunet', 'efficientnet_lite0', 'Lite0'), ('effunet2', 'efficientnet_lite2', 'Lite2')]:
     register(ModelSpec(_name, 'ab', 'ab', 'perceptual', ('perceptual', 'huber', 'mse'), None, 128, 2e-3,
                        f'U-Net on a pretrained EfficientNet-{_what} encoder, its global embedding fused into the bottleneck; '
-                       'Huber + feature loss; encoder frozen, then fine-tuned',
-                       build=_effunet, learner=_unet_learner, fit=_fit_unet, encoder=_bb, kwargs=dict(backbone=_bb)))
+                       'Huber + feature loss; encoder frozen, then fine-tuned', encoder=_bb, kwargs=dict(backbone=_bb), **_UNET))
 register(ModelSpec('effplain', 'ab', 'ab', 'perceptual', ('perceptual', 'huber', 'mse'), None, 128, 2e-3,
                    'effunet without the global embedding fused into its bottleneck (the ablation of the fusion)',
-                   build=_effunet, learner=_unet_learner, fit=_fit_unet, encoder='efficientnet_lite0',
-                   kwargs=dict(backbone='efficientnet_lite0', fuse=False)))
-
-def _nogan_learner(dls, model, **kwargs):
-    from colorization.unet import nogan_learner
-    return nogan_learner(dls, model, **kwargs)
-
-def _fit_nogan(learn, epochs:int, lr:float, folder=None):
-    from colorization.unet import fit_nogan
-    return fit_nogan(learn, epochs, lr, folder=folder)
-
+                   encoder='efficientnet_lite0', kwargs=dict(backbone='efficientnet_lite0', fuse=False), **_UNET))
 register(ModelSpec('effgan', 'ab', 'ab', 'perceptual', ('perceptual', 'huber'), None, 128, 2e-3,
                    'effunet trained in NoGAN order (DeOldify): the generator alone, then the PatchGAN critic alone on its '
                    'outputs, then a short adversarial phase',
-                   build=_effunet, learner=_nogan_learner, fit=_fit_nogan, encoder='efficientnet_lite0', adversarial=True,
-                   kwargs=dict(backbone='efficientnet_lite0')))
-
-def _hinteff(**kwargs) -> nn.Module:
-    "`colorization.hints.HintFusionNet` (imported here, when needed)."
-    from colorization.hints import HintFusionNet
-    return HintFusionNet(**kwargs)
-
-def _hint_learner(dls, model, **kwargs):
-    "`colorization.learner.hint_learner`: the twin frozen, hints simulated on the training batches, the refiner trained."
-    from colorization.learner import hint_learner
-    return hint_learner(dls, model, **kwargs)
-
+                   build='colorization.unet:EffUnet', learner='colorization.unet:nogan_learner', fit='colorization.unet:fit_nogan',
+                   encoder='efficientnet_lite0', adversarial=True, kwargs=dict(backbone='efficientnet_lite0')))
 register(ModelSpec('hinteff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_lite0', 128, 2e-3,
                    'preeff taking user colour hints (Zhang et al. 2017): a small U-Net spreads each hint\'s difference from '
                    'the frozen preeff\'s prediction over the scales it judges right',
-                   build=_hinteff, learner=_hint_learner, epochs=4, kwargs=dict(head='ab', backbone='efficientnet_lite0')))
+                   build='colorization.hints:HintFusionNet', learner='colorization.learner:hint_learner', epochs=4,
+                   kwargs=dict(head='ab', backbone='efficientnet_lite0')))
+register(ModelSpec('hintunet', 'ab', 'ab', 'huber', _REGRESSION, None, 128, 2e-3,
+                   'effunet or effgan taking user colour hints: hinteff\'s refiner on the frozen U-Net (trained from its twin\'s weights, `init`)',
+                   build='colorization.unet:HintUnet', learner='colorization.learner:hint_learner', epochs=2,
+                   encoder='efficientnet_lite0', kwargs=dict(backbone='efficientnet_lite0')))

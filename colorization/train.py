@@ -155,14 +155,26 @@ def _check_gan_pretrain(model:str, gan_pretrain:float):
         raise ValueError(f'--gan-pretrain (gan_pretrain) is for GAN models ({", ".join(gans)}); model {model!r} has no L1 pre-training')
     if not 0 <= gan_pretrain <= 1: raise ValueError(f'--gan-pretrain (gan_pretrain) must be a fraction in [0, 1], got {gan_pretrain}')
 
-def check_switches(model:str, gan_pretrain:float|None=None, bf16:bool=False, channels_last:bool=False):
+def _check_gan_weight(model:str, gan_weight:float):
+    "A clear error for a `gan_weight` given to a model without a critic, or not positive."
+    gans = gan_models()
+    if model not in gans: raise ValueError(f'--gan-weight (gan_weight) is for GAN models ({", ".join(gans)}); model {model!r} has no critic')
+    if not gan_weight > 0: raise ValueError(f'--gan-weight (gan_weight) must be positive, got {gan_weight}')
+
+def check_switches(model:str, gan_pretrain:float|None=None, bf16:bool=False, channels_last:bool=False, gan_weight:float|None=None):
     "A clear error for a training switch the model cannot take (before any data is read)."
     if gan_pretrain is not None: _check_gan_pretrain(model, gan_pretrain)
+    if gan_weight is not None: _check_gan_weight(model, gan_weight)
     from colorization.gan import GAN_LOSSES
     if (bf16 or channels_last) and MODELS[model].loss in GAN_LOSSES:
         raise ValueError(f'--bf16 and --channels-last are for the models trained by colorization_learner; {model!r} has its own learner')
 
 # %% ../nbs/06a_train.ipynb #e93329dd
+def _init_name(init:str|Path) -> str:
+    "How a record names the checkpoint it started from: a run record's weights by their run, `<run>/model.safetensors`; another file by its name."
+    init = Path(init)
+    return f'{init.parent.name}/{init.name}' if init.name == 'model.safetensors' and (init.parent / 'config.json').is_file() else init.name
+
 def _load_init(net:nn.Module, init:str|Path):
     "Load the weights of checkpoint `init` into `net`: every tensor of the checkpoint must fit; `net`'s extra layers keep their initialisation."
     src_model, _ = load_checkpoint(init)
@@ -204,6 +216,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
           cache_dir:str|Path|None=None, # image, embedding and class-weight caches; default: `default_cache_dir()`
           embed_size:int|None=None,  # fusion models: the backbone's input size (default: the model's)
           gan_pretrain:float|None=None, # GAN models (labgan): share of the epochs with the L1 loss alone (default: the model's, 0.5)
+          gan_weight:float|None=None, # GAN models: weight of the critic's term added to the generator's loss (default: the model's, 1/λ)
           bf16:bool=False,           # bfloat16 autocast for the forward pass and the loss (see `colorization_learner`)
           channels_last:bool=False,  # NHWC memory layout for the weights and the batches
           keep_memory:bool=False,    # let glibc keep freed memory for reuse: faster CPU steps, process-wide (see `keep_freed_memory`)
@@ -216,7 +229,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     s = run_settings(model, bs, epochs, lr, loss, size, limit, valid_pct)
     bs, epochs, lr, loss, size, limit = s['bs'], s['epochs'], s['lr'], s['loss'], s['size'], s['limit']
     spec = MODELS[model]
-    check_switches(model, gan_pretrain, bf16, channels_last)
+    check_switches(model, gan_pretrain, bf16, channels_last, gan_weight)
     folder = data_folder(data)
     fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else \
                 dict(pretrained=bool(pretrained)) if spec.encoder else {}
@@ -227,7 +240,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
                   pretrained=bool(pretrained) if spec.backbone or spec.encoder else None, backbone=spec.backbone or spec.encoder, limit=limit,
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
                   bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept,
-                  init=None if init is None else dict(name=Path(init).name, sha256=file_sha256(init), model=read_checkpoint_meta(init)['model']),
+                  init=None if init is None else dict(name=_init_name(init), sha256=file_sha256(init), model=read_checkpoint_meta(init)['model']),
                   run=f'data/runs/{out.name}', **({} if note is None else {'note': str(note)}))  # the run is named as records are filed
     env = environment()  # taken as the run starts: the code it imported
     set_seed(seed, reproducible=True)
@@ -238,12 +251,13 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     set_seed(seed, reproducible=True)
     make_learner = getattr(spec, 'learner', None) or colorization_learner
     learn_kw = {} if gan_pretrain is None else {'pretrain': float(gan_pretrain)}
+    if gan_weight is not None: learn_kw['l1_weight'] = 1 / float(gan_weight)
     if bf16 or channels_last: learn_kw.update(bf16=bool(bf16), channels_last=bool(channels_last))
     net = create_model(model, **fusion_kw)
     if init is not None: _load_init(net, init)
     learn = make_learner(dls, net, loss=loss, path=out, **learn_kw)
     gan = getattr(learn, 'cond_gan', None)  # a GAN model's callback, which splits the epochs between L1 and adversarial
-    config.update(gan_pretrain=None if gan is None else gan.pretrain)
+    config.update(gan_pretrain=None if gan is None else gan.pretrain, gan_weight=None if gan is None else 1 / gan.l1_weight)
     (out / 'config.json').write_text(json.dumps({**config, 'environment': env}, indent=2))
     state, sittings, prior = _resume_state(out / RESUME_DIR, config, env, resume)
     learn.train_clock = (time.perf_counter(), prior)
@@ -300,6 +314,8 @@ def parser() -> argparse.ArgumentParser:
                    help='labgan only: the share of the epochs trained with the L1 loss alone before the adversarial phase, '
                         'a fraction in [0, 1], rounded to whole epochs (at least one per phase) when there are several; '
                         '0: adversarial from the start, 1: L1 only (default: 0.5); an error for the other models')
+    p.add_argument('--gan-weight', type=float, default=None, metavar='W',
+                   help="GAN models: the weight of the critic's term in the generator's loss (default: the model's, 1/100 for labgan, 1/300 for effgan)")
     p.add_argument('--bf16', action='store_true', help='bfloat16 autocast for the forward pass and the loss (faster on recent CPUs and GPUs)')
     p.add_argument('--channels-last', action='store_true', help='NHWC memory layout for the weights and the batches')
     p.add_argument('--init', default=None, metavar='CKPT', help="start from this checkpoint's weights (e.g. hinteff from a preeff checkpoint)")
@@ -313,7 +329,7 @@ def main(argv:list[str]|None=None) -> int:
         _, record = train(model=args.model, data=args.data, bs=args.bs, epochs=args.epochs, lr=args.lr, loss=args.loss,
                           size=args.size, seed=args.seed, pretrained=args.pretrained, out=out, limit=args.limit,
                           num_workers=args.num_workers, cache_dir=args.cache_dir, embed_size=args.embed_size,
-                          gan_pretrain=args.gan_pretrain, bf16=args.bf16, channels_last=args.channels_last,
+                          gan_pretrain=args.gan_pretrain, gan_weight=args.gan_weight, bf16=args.bf16, channels_last=args.channels_last,
                           init=args.init, keep_memory=argv is None)  # the process is the command: nothing else shares its allocator
     except (FileNotFoundError, ValueError) as e:
         print(f'grayscale2color: error: {e}', file=sys.stderr)

