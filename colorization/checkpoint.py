@@ -62,7 +62,8 @@ def load_checkpoint(path:str|Path, model:str|None=None, device='cpu') -> tuple[n
         raise CheckpointError(f'{path} holds model {meta["model"]!r}, unknown to this version ({", ".join(MODELS)})')
     if model is not None and model != meta['model']:
         raise CheckpointError(f'{path} holds a {meta["model"]!r} model, not {model!r}')
-    m = create_model(meta['model'], **meta['arch'])
+    arch = meta['arch'] if not MODELS[meta['model']].encoder else {**meta['arch'], 'pretrained': False}  # an encoder's weights are in the file
+    m = create_model(meta['model'], **arch)
     try: m.load_state_dict(load_file(str(path), device=str(device)))
     except RuntimeError as e: raise CheckpointError(f'{path}: weights do not fit the {meta["model"]!r} architecture: {e}') from None
     return m.to(device).eval(), meta

@@ -5,17 +5,19 @@
 # %% ../nbs/00_core.ipynb #5b08f1a8
 from __future__ import annotations
 
+import argparse
 import ctypes
 import hashlib
+import inspect
 import os
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 # %% auto #0
-__all__ = ['default_cache_dir', 'progress', 'atomic_path', 'write_atomic', 'file_sha256', 'keep_freed_memory']
+__all__ = ['default_cache_dir', 'progress', 'atomic_path', 'write_atomic', 'file_sha256', 'keep_freed_memory', 'add_params']
 
 # %% ../nbs/00_core.ipynb #55318c61
 def default_cache_dir() -> Path:
@@ -98,3 +100,27 @@ def keep_freed_memory(keep:bool=True, # False: glibc's static defaults again (mm
     if libc is None: return False
     return bool(libc.mallopt(_M_MMAP_MAX, 0 if keep else 65536) and libc.mallopt(_M_TRIM_THRESHOLD, 2**30 if keep else 128 * 1024))
 
+
+# %% ../nbs/00_core.ipynb #1c4f134b
+def add_params(p:argparse.ArgumentParser, # the parser to add the options to
+               f:Callable,                # the function that declares the parameters (signature and docments)
+               names:Sequence[str],       # its parameters to add, in order
+               many:Sequence[str]=(),     # parameters that take one or more values
+               unset:bool=False,          # every default `None`: options that override only what is given
+               **special,                 # per parameter, `add_argument` keywords over the derived ones
+              ) -> argparse.ArgumentParser:
+    "One option per parameter of `f` in `names`: flag, type, default and help from `f`'s signature and comments."
+    import typing
+    from fastcore.docments import docments
+    hints, docs, sig = typing.get_type_hints(f), docments(f), inspect.signature(f).parameters
+    for n in names:
+        t, default = hints.get(n, str), sig[n].default
+        t = next((a for a in typing.get_args(t) if a is not type(None)), t)  # X|None: X
+        kw = dict(default=None if unset else default, help=docs.get(n) or '')
+        if t is bool: kw['action'] = argparse.BooleanOptionalAction if default else 'store_true'
+        else:
+            kw['type'] = str if t is Path else t
+            if n in many: kw['nargs'] = '+'
+            if not unset and default is not None and 'default' not in kw['help']: kw['help'] += f' (default: {default})'
+        p.add_argument('--' + n.replace('_', '-'), **{**kw, **special.get(n, {})})
+    return p

@@ -49,7 +49,7 @@ def default_runs_dir() -> Path:
 
 # %% ../nbs/09_experiment.ipynb #e53e148c
 PARAMS = ('model', 'bs', 'epochs', 'lr', 'loss', 'data', 'size', 'seed', 'pretrained', 'limit')  # what a run is
-EXTRA_PARAMS = ('cache_dir', 'embed_size', 'bf16', 'channels_last', 'gan_pretrain', 'gan_weight', 'init')  # passed to the template; all but `cache_dir` join the run id when set
+EXTRA_PARAMS = ('cache_dir', 'embed_size', 'bf16', 'channels_last', 'gan_pretrain', 'gan_weight', 'init', 'note')  # passed to the template; all but `cache_dir` and `note` join the run id when set
 
 def train_defaults() -> dict:
     "The defaults of `colorization.train.train` for every run parameter."

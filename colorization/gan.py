@@ -20,6 +20,8 @@ from fastai.vision.models.unet import DynamicUnet
 from torch import Tensor, nn
 from torchvision.models import resnet18
 
+from .learner import ColorLearner
+
 # %% auto #0
 __all__ = ['GAN_LOSSES', 'UnetGenerator', 'critic_input', 'PatchCritic', 'adversarial_loss', 'gan_start_iter', 'CondGANCallback',
            'gan_learner', 'fit_gan']
@@ -192,7 +194,7 @@ def gan_learner(dls,                 # DataLoaders from `colorization_dls` with 
                 csv:bool=True,        # log every epoch to `path/history.csv`
                 cbs:list|None=None,   # more callbacks
                 **kwargs) -> Learner: # passed to `create_model` when `model` is a name
-    "A fastai `Learner` that trains a generator with L1, then against a `PatchCritic` (see `fit_gan`)."
+    "A `ColorLearner` (fastai's `Learner`) that trains a generator with L1, then against a `PatchCritic` (see `fit_gan`)."
     from colorization.metrics import color_metrics
     if isinstance(model, str):
         from colorization.models import create_model
@@ -206,7 +208,7 @@ def gan_learner(dls,                 # DataLoaders from `colorization_dls` with 
         Path(path).mkdir(parents=True, exist_ok=True)
         cbs.append(CSVLogger(fname='history.csv'))
     metrics = color_metrics() if metrics is None else list(metrics)
-    learn = Learner(dls, model, loss_func=L1LossFlat(), opt_func=Adam, metrics=metrics + gan.metrics(), path=path, cbs=cbs)
+    learn = ColorLearner(dls, model, loss_func=L1LossFlat(), opt_func=Adam, metrics=metrics + gan.metrics(), path=path, cbs=cbs)
     learn.loss_name = loss or 'gan'
     return learn
 

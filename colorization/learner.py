@@ -27,9 +27,9 @@ from .core import keep_freed_memory  # re-exported
 from .models import MODELS, create_model
 
 # %% auto #0
-__all__ = ['STATE_FILE', 'STATE_WEIGHTS', 'BF16Autocast', 'colorization_learner', 'HintSimulator', 'hint_splitter',
-           'hint_learner', 'predict_batch', 'truth_rgb', 'show_grid', 'show_results', 'save_state', 'load_state',
-           'TrainingStopped', 'EpochState', 'fit_phases', 'write_history']
+__all__ = ['STATE_FILE', 'STATE_WEIGHTS', 'BF16Autocast', 'ColorLearner', 'colorization_learner', 'HintSimulator',
+           'hint_splitter', 'hint_learner', 'predict_batch', 'truth_rgb', 'show_grid', 'show_results', 'save_state',
+           'load_state', 'TrainingStopped', 'EpochState', 'fit_phases', 'write_history']
 
 # %% ../nbs/06_learner.ipynb #0d8950a7
 class BF16Autocast(Callback):
@@ -41,6 +41,19 @@ class BF16Autocast(Callback):
     def after_pred(self): self.learn.pred = self.pred.float()
     def after_loss(self): self.ac.__exit__(None, None, None)
 
+class ColorLearner(Learner):
+    "fastai's `Learner` with colorization's own `show_results` (gray | predicted | truth) and a `predict` that colorizes a photo."
+    def show_results(self, n:int=6, fname=None, max_n:int|None=None, **kwargs):
+        "Gray | predicted | truth for the first `n` (fastai's `max_n`) validation images; saved to `fname` if given."
+        return show_results(self, n=max_n or n, fname=fname)
+
+    def predict(self, item, **kwargs):
+        "`item` (a photo file, PIL image or array) colorized at full resolution by this learner's model: `colorization.inference.colorize`."
+        from colorization.inference import colorize  # the inference module needs no fastai: it comes later and lighter
+        was = self.model.training
+        try: return colorize(item, self.model, **kwargs)
+        finally: self.model.train(was)
+
 def colorization_learner(dls,                  # DataLoaders from `colorization_dls`
                          model:str|nn.Module,   # a registry name (see `MODELS`) or a model from `create_model`
                          loss:str|None=None,    # 'mse' or 'huber' (or the model's own); default: the model's default loss
@@ -51,7 +64,7 @@ def colorization_learner(dls,                  # DataLoaders from `colorization_
                          bf16:bool=False,       # bfloat16 autocast for the forward pass and the loss (CPU or GPU)
                          channels_last:bool=False, # NHWC memory layout for the weights and the batches
                          **kwargs) -> Learner:  # passed to `create_model` when `model` is a name
-    "A fastai `Learner` with Adam, colour metrics and the model's loss."
+    "A `ColorLearner` (fastai's `Learner`) with Adam, colour metrics and the model's loss."
     if isinstance(model, str): model = create_model(model, **kwargs)
     spec = MODELS[model_name(model)]
     if dls.space != spec.space:
@@ -62,7 +75,7 @@ def colorization_learner(dls,                  # DataLoaders from `colorization_
     if csv: cbs.append(CSVLogger(fname='history.csv'))
     if bf16: cbs.append(BF16Autocast())
     if channels_last: cbs.append(ChannelsLast())
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=Adam,
+    learn = ColorLearner(dls, model, loss_func=loss_func, opt_func=Adam,
                     metrics=color_metrics() if metrics is None else metrics, path=path, cbs=cbs)
     learn.loss_name = loss or spec.loss
     return learn

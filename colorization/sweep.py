@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .core import add_params
 from .experiment import (ERROR_FILE, PARAMS_FILE, _read_json, check_kernel, data_label, default_runs_dir, expand_grid,
                                      resolve_params, run_experiment, run_id, run_status)
 from .results import results_table
 
 # %% auto #0
-__all__ = ['check_clean', 'plan', 'sweep', 'sweep_parser', 'sweep_cli']
+__all__ = ['GRID_OPTIONS', 'check_clean', 'plan', 'sweep', 'sweep_parser', 'sweep_cli']
 
 # %% ../nbs/09b_sweep.ipynb #e1293eb8
 def check_clean(allow_dirty:bool=False, at:str|Path|None=None):
@@ -66,10 +67,10 @@ def _summary(run_dir:Path) -> str:
     return ', '.join(parts)
 
 def sweep(grid:dict|list|str|Path,      # see `expand_grid`
-          runs_dir:str|Path|None=None,  # folder of run records; default `default_runs_dir()`
-          template:str|Path|None=None,  # the notebook to run; default `default_template()`
+          runs_dir:str|Path|None=None,  # folder of run records; default: data/runs of the repository (`default_runs_dir()`)
+          template:str|Path|None=None,  # the notebook each run executes; default: nbs/experiments/train.ipynb (`default_template()`)
           data:str|Path|None=None,      # photo folder for runs that name none (else `$COLORIZATION_DATA` at run time)
-          dry_run:bool=False,           # only show what would run
+          dry_run:bool=False,           # list the runs and what would happen to each, run nothing
           retry_failed:bool=True,       # run failed runs again
           force:bool=False,             # run complete runs again too
           table:bool=True,              # rebuild the results table afterwards
@@ -118,33 +119,20 @@ def sweep(grid:dict|list|str|Path,      # see `expand_grid`
     return todo
 
 # %% ../nbs/09b_sweep.ipynb #5c39c95e
+GRID_OPTIONS = ('model', 'loss', 'epochs', 'lr', 'bs', 'size', 'seed', 'limit', 'pretrained', 'cache_dir', 'bf16', 'channels_last',
+                'gan_pretrain', 'gan_weight', 'init')  # run parameters (declared on `colorization.train.train`) a sweep sets on every run
+
 def sweep_parser() -> argparse.ArgumentParser:
-    "The `colorization-sweep` argument parser."
+    "The `colorization-sweep` argument parser: the run parameters of `train` and the options of `sweep`, each declared once there."
+    from colorization.train import train
     p = argparse.ArgumentParser(prog='colorization-sweep', description='Run a grid of training experiments with papermill, '
                                 'one run record per folder; complete runs are skipped, so an interrupted sweep just resumes.')
     p.add_argument('grid', nargs='?', default=None, help='YAML file of runs (a list of parameter mappings, lists expanded)')
-    p.add_argument('--model', nargs='+', help='model name(s)')
-    p.add_argument('--loss', nargs='+', help='loss name(s)')
-    p.add_argument('--epochs', nargs='+', type=int, help='epochs')
-    p.add_argument('--lr', nargs='+', type=float, help='maximum learning rate(s)')
-    p.add_argument('--bs', nargs='+', type=int, help='batch size(s)')
-    p.add_argument('--size', nargs='+', type=int, help='training crop size(s) in pixels')
-    p.add_argument('--seed', nargs='+', type=int, help='seed(s)')
-    p.add_argument('--limit', type=int, help='use at most this many photos (quick sweeps)')
-    p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=None, help='pretrained backbones (fusion models)')
-    p.add_argument('--data', nargs='+', help='folder(s) of colour photos (default: $COLORIZATION_DATA)')
-    p.add_argument('--runs-dir', default=None, help='folder of run records (default: data/runs of the repository)')
-    p.add_argument('--template', default=None, help='template notebook (default: nbs/experiments/train.ipynb)')
-    p.add_argument('--cache-dir', default=None, help='image and embedding cache folder')
-    p.add_argument('--bf16', action='store_true', default=None, help='bfloat16 autocast in training (not labgan)')
-    p.add_argument('--channels-last', action='store_true', default=None, help='NHWC memory layout in training (not labgan)')
-    p.add_argument('--gan-pretrain', type=float, default=None, metavar='FRAC', help="GAN models: share of the epochs with the L1 loss alone")
-    p.add_argument('--gan-weight', type=float, default=None, metavar='W', help="GAN models: the weight of the critic's term in the generator's loss")
-    p.add_argument('--init', default=None, metavar='RUN', help="start from the weights of this earlier run (its id) in the runs folder")
-    p.add_argument('--dry-run', action='store_true', help='list the runs and what would happen to each, run nothing')
+    add_params(p, train, GRID_OPTIONS, many=('model', 'loss', 'epochs', 'lr', 'bs', 'size', 'seed'), unset=True,
+               init=dict(metavar='RUN', help='start from the weights of this earlier run (its id) in the runs folder'))
+    add_params(p, train, ['data'], many=['data'])
+    add_params(p, sweep, ['runs_dir', 'template', 'dry_run', 'force', 'allow_dirty'])
     p.add_argument('--no-retry', action='store_true', help='skip runs that failed before instead of running them again')
-    p.add_argument('--force', action='store_true', help='run complete runs again too')
-    p.add_argument('--allow-dirty', action='store_true', help='run from a checkout with uncommitted changes (the table marks such runs)')
     p.add_argument('--no-table', action='store_true', help='do not rebuild results.md / results.csv afterwards')
     p.add_argument('--verbose', action='store_true', help="stream each notebook's output")
     return p
@@ -154,8 +142,7 @@ def sweep_cli(argv:list[str]|None=None) -> int:
     args = sweep_parser().parse_args(argv)
     if args.grid is None and not args.model:
         print('colorization-sweep: error: give a grid file or --model', file=sys.stderr); return 2
-    overrides = {k: getattr(args, k) for k in ('model', 'loss', 'epochs', 'lr', 'bs', 'size', 'seed', 'limit', 'pretrained', 'cache_dir',
-                                               'bf16', 'channels_last', 'gan_pretrain', 'gan_weight', 'init')}
+    overrides = {k: getattr(args, k) for k in GRID_OPTIONS}
     try:
         done = sweep(args.grid if args.grid is not None else {}, args.runs_dir, template=args.template, data=args.data,
                      dry_run=args.dry_run, retry_failed=not args.no_retry, force=args.force, table=not args.no_table, allow_dirty=args.allow_dirty,

@@ -30,13 +30,14 @@ import colorization
 from .data import colorization_dls, data_sources
 from .learner import STATE_FILE, colorization_learner, fit_phases, keep_freed_memory, save_checkpoint, show_results
 from .checkpoint import load_checkpoint, read_checkpoint_meta
-from .core import file_sha256
+from .core import add_params, file_sha256
 from .models import MODELS, create_model, model_spec
 
 # %% auto #0
-__all__ = ['CODE_EXCLUDE', 'RESUME_DIR', 'SCORED_DIR', 'data_folder', 'data_name', 'git_state', 'pins', 'off_pins', 'environment',
-           'run_settings', 'plot_curves', 'gan_models', 'check_switches', 'train', 'parser', 'main', 'record_data',
-           'run_dls', 'rescore', 'evaluate', 'evaluate_run', 'evaluate_checkpoint', 'paired_bootstrap']
+__all__ = ['CODE_EXCLUDE', 'RESUME_DIR', 'TRAIN_OPTIONS', 'SCORED_DIR', 'data_folder', 'data_name', 'git_state', 'pins',
+           'off_pins', 'environment', 'run_settings', 'plot_curves', 'gan_models', 'check_switches', 'train', 'parser',
+           'main', 'record_data', 'run_dls', 'rescore', 'evaluate', 'evaluate_run', 'evaluate_checkpoint',
+           'paired_bootstrap']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|list|None=None) -> Path|list[Path]:
@@ -201,23 +202,23 @@ def _resume_state(folder:Path, config:dict, env:dict, resume:bool=True) -> tuple
 
 # %% ../nbs/06a_train.ipynb #3e3c640c
 def train(model:str='labnet',       # a registered model name (see `MODELS`)
-          data:str|Path|None=None,   # folder of colour photos; default `$COLORIZATION_DATA`
+          data:str|Path|None=None,   # folder(s) of colour photos; default: `$COLORIZATION_DATA`
           bs:int|None=None,          # batch size; default: the model's
-          epochs:int|None=None,      # epochs of `fit_one_cycle`; default: the model's
+          epochs:int|None=None,      # epochs; default: the model's
           lr:float|None=None,        # maximum learning rate; default: the model's
-          loss:str|None=None,        # 'mse' or 'huber'; default: the model's
+          loss:str|None=None,        # the loss ('huber', 'mse', ...; see the model's `losses`); default: the model's
           size:int|None=None,        # training crop size in pixels; default: the model's
           seed:int=42,               # seed of the split, the initialisation and the augmentation
-          pretrained:bool=True,      # use the backbone's pretrained weights (fusion models)
+          pretrained:bool=True,      # use the pretrained weights of the model's backbone or encoder
           out:str|Path='runs/run',   # output folder of the run record
-          limit:int|None=None,       # use at most this many usable photos (seeded subset)
+          limit:int|None=None,       # use at most this many usable photos (a seeded subset, for quick runs)
           valid_pct:float=0.2,       # validation share
-          num_workers:int=0,         # DataLoader workers
-          cache_dir:str|Path|None=None, # image, embedding and class-weight caches; default: `default_cache_dir()`
+          num_workers:int=0,         # DataLoader worker processes
+          cache_dir:str|Path|None=None, # cache folder of the images, embeddings and class weights; default: $COLORIZATION_CACHE or ~/.cache/colorization
           embed_size:int|None=None,  # fusion models: the backbone's input size (default: the model's)
-          gan_pretrain:float|None=None, # GAN models (labgan): share of the epochs with the L1 loss alone (default: the model's, 0.5)
-          gan_weight:float|None=None, # GAN models: weight of the critic's term added to the generator's loss (default: the model's, 1/λ)
-          bf16:bool=False,           # bfloat16 autocast for the forward pass and the loss (see `colorization_learner`)
+          gan_pretrain:float|None=None, # GAN models: the share of the epochs without the critic, a fraction in [0, 1] rounded to whole epochs (at least one per phase); default: the model's (labgan 0.5, effgan 0.8)
+          gan_weight:float|None=None, # GAN models: the weight of the critic's term in the generator's loss; default: the model's (labgan 1/100, effgan 1/300)
+          bf16:bool=False,           # bfloat16 autocast for the forward pass and the loss (faster on recent CPUs and GPUs)
           channels_last:bool=False,  # NHWC memory layout for the weights and the batches
           keep_memory:bool=False,    # let glibc keep freed memory for reuse: faster CPU steps, process-wide (see `keep_freed_memory`)
           init:str|Path|None=None,   # start from this checkpoint's weights (layers it lacks keep their initialisation, e.g. a hint model from its twin)
@@ -291,46 +292,25 @@ def _fraction(s:str) -> float:
     if not 0 <= v <= 1: raise argparse.ArgumentTypeError(f'{s} is not a fraction in [0, 1]')
     return v
 
+TRAIN_OPTIONS = ('bs', 'epochs', 'lr', 'loss', 'data', 'size', 'seed', 'pretrained', 'out', 'limit', 'num_workers', 'cache_dir',
+                 'embed_size', 'gan_pretrain', 'gan_weight', 'bf16', 'channels_last', 'init')  # `train`'s parameters the command takes
+
 def parser() -> argparse.ArgumentParser:
-    "The `grayscale2color` argument parser."
+    "The `grayscale2color` argument parser: `--model` and `train`'s parameters, declared once on `train`."
     p = argparse.ArgumentParser(prog='grayscale2color', description='Train a colorization model on a folder of colour photos.')
     p.add_argument('--model', default='labnet', choices=list(MODELS), help='model to train (default: labnet)')
-    p.add_argument('--bs', type=int, default=None, help="batch size (default: the model's)")
-    p.add_argument('--epochs', type=int, default=None, help="epochs (default: the model's)")
-    p.add_argument('--lr', type=float, default=None, help="maximum learning rate (default: the model's)")
-    p.add_argument('--loss', default=None, choices=sorted({l for s in MODELS.values() for l in s.losses}), help="loss (default: the model's)")
-    p.add_argument('--data', nargs='+', default=None, help='folder(s) of colour photos (default: $COLORIZATION_DATA)')
-    p.add_argument('--size', type=int, default=None, help="training crop size in pixels (default: the model's)")
-    p.add_argument('--seed', type=int, default=42, help='random seed (default: 42)')
-    p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True,
-                   help="use the backbone's pretrained weights (fusion models; default: yes)")
-    p.add_argument('--out', default=None, help='output folder (default: runs/<model>-<loss>)')
-    p.add_argument('--limit', type=int, default=None, help='use at most this many photos (quick runs)')
-    p.add_argument('--num-workers', type=int, default=0, help='DataLoader worker processes (default: 0)')
-    p.add_argument('--cache-dir', default=None,
-                   help='cache folder of the images, embeddings and class weights (default: $COLORIZATION_CACHE or ~/.cache/colorization)')
-    p.add_argument('--embed-size', type=int, default=None, help="fusion models: the backbone's input size (default: the model's)")
-    p.add_argument('--gan-pretrain', type=_fraction, default=None, metavar='FRAC',
-                   help='labgan only: the share of the epochs trained with the L1 loss alone before the adversarial phase, '
-                        'a fraction in [0, 1], rounded to whole epochs (at least one per phase) when there are several; '
-                        '0: adversarial from the start, 1: L1 only (default: 0.5); an error for the other models')
-    p.add_argument('--gan-weight', type=float, default=None, metavar='W',
-                   help="GAN models: the weight of the critic's term in the generator's loss (default: the model's, 1/100 for labgan, 1/300 for effgan)")
-    p.add_argument('--bf16', action='store_true', help='bfloat16 autocast for the forward pass and the loss (faster on recent CPUs and GPUs)')
-    p.add_argument('--channels-last', action='store_true', help='NHWC memory layout for the weights and the batches')
-    p.add_argument('--init', default=None, metavar='CKPT', help="start from this checkpoint's weights (e.g. hinteff from a preeff checkpoint)")
-    return p
+    return add_params(p, train, TRAIN_OPTIONS, many=['data'],
+                      loss=dict(choices=sorted({l for s in MODELS.values() for l in s.losses})),
+                      out=dict(default=None, help='output folder of the run record (default: runs/<model>-<loss>)'),
+                      gan_pretrain=dict(type=_fraction, metavar='FRAC'), gan_weight=dict(metavar='W'), init=dict(metavar='CKPT'))
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of `grayscale2color`; as the command (`argv` None) it also keeps freed memory (`keep_freed_memory`)."
     args = parser().parse_args(argv)
     out = args.out or f'runs/{args.model}-{args.loss or MODELS[args.model].loss}'
     try:
-        _, record = train(model=args.model, data=args.data, bs=args.bs, epochs=args.epochs, lr=args.lr, loss=args.loss,
-                          size=args.size, seed=args.seed, pretrained=args.pretrained, out=out, limit=args.limit,
-                          num_workers=args.num_workers, cache_dir=args.cache_dir, embed_size=args.embed_size,
-                          gan_pretrain=args.gan_pretrain, gan_weight=args.gan_weight, bf16=args.bf16, channels_last=args.channels_last,
-                          init=args.init, keep_memory=argv is None)  # the process is the command: nothing else shares its allocator
+        _, record = train(model=args.model, **{**{k: getattr(args, k) for k in TRAIN_OPTIONS}, 'out': out},
+                          keep_memory=argv is None)  # the process is the command: nothing else shares its allocator
     except (FileNotFoundError, ValueError) as e:
         print(f'grayscale2color: error: {e}', file=sys.stderr)
         return 2
