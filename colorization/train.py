@@ -242,7 +242,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
                   bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept,
                   init=None if init is None else dict(name=_init_name(init), sha256=file_sha256(init), model=read_checkpoint_meta(init)['model']),
-                  run=f'data/runs/{out.name}', **({} if note is None else {'note': str(note)}))  # the run is named as records are filed
+                  run=f'data/runs/{out.resolve().name}', **({} if note is None else {'note': str(note)}))  # the run is named as records are filed
     env = environment()  # taken as the run starts: the code it imported
     set_seed(seed, reproducible=True)
     dls = colorization_dls(folder, space=spec.space, size=size, bs=bs, backbone=spec.backbone, pretrained=pretrained,

@@ -102,6 +102,7 @@ def check_record(run):
     assert nb['metadata']['papermill']['parameters']['out_dir'] == '.'
     metrics = json.loads((run / 'metrics.json').read_text())
     params = json.loads((run / 'params.json').read_text())
+    assert json.loads((run / 'config.json').read_text())['run'] == f'data/runs/{run.name}'  # the record names itself, run in its own folder
     assert metrics['model'] == params['model'] and len(metrics['history']) == params['epochs'] == 1
     assert metrics['final']['psnr'] > 0 and metrics['train_seconds'] > 0
 
