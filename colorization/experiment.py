@@ -49,7 +49,7 @@ def default_runs_dir() -> Path:
 
 # %% ../nbs/09_experiment.ipynb #e53e148c
 PARAMS = ('model', 'bs', 'epochs', 'lr', 'loss', 'data', 'size', 'seed', 'pretrained', 'limit')  # what a run is
-EXTRA_PARAMS = ('cache_dir', 'embed_size', 'bf16', 'channels_last', 'gan_pretrain', 'gan_weight', 'init', 'note')  # passed to the template; all but `cache_dir` and `note` join the run id when set
+EXTRA_PARAMS = ('cache_dir', 'embed_size', 'bf16', 'channels_last', 'gan_pretrain', 'gan_weight', 'init', 'wise', 'note')  # passed to the template; all but `cache_dir` and `note` join the run id when set
 
 def train_defaults() -> dict:
     "The defaults of `colorization.train.train` for every run parameter."
@@ -86,7 +86,7 @@ def data_label(data) -> str|None:
     return '+'.join(p.name for p in data_sources(data))
 
 def run_id(params:dict) -> str:
-    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and the data unless the landscapes, `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `adv<weight>`, `bf16`, `cl`, `from-<init's model>` when set)."
+    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and the data unless the landscapes, `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `adv<weight>`, `bf16`, `cl`, `from-<init's model>`, `wise<alpha>` when set)."
     p = params
     parts = [p['model'], p['loss'], f"e{p['epochs']}", f"lr{p['lr']:g}", f"bs{p['bs']}", f"s{p['size']}", f"seed{p['seed']}"]
     if data_label(p.get('data')) not in (None, DEFAULT_DATA): parts.append(data_label(p['data']))
@@ -98,6 +98,7 @@ def run_id(params:dict) -> str:
     if p.get('bf16'): parts.append('bf16')
     if p.get('channels_last'): parts.append('cl')
     if p.get('init'): parts.append(f"from-{p['init'].split('-')[0]}")  # a run id starts with its model's name
+    if p.get('wise') is not None: parts.append(f"wise{p['wise']:g}")
     return '-'.join(str(x) for x in parts)
 
 # %% ../nbs/09_experiment.ipynb #418abdd5

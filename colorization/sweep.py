@@ -120,7 +120,7 @@ def sweep(grid:dict|list|str|Path,      # see `expand_grid`
 
 # %% ../nbs/09b_sweep.ipynb #5c39c95e
 GRID_OPTIONS = ('model', 'loss', 'epochs', 'lr', 'bs', 'size', 'seed', 'limit', 'pretrained', 'cache_dir', 'bf16', 'channels_last',
-                'gan_pretrain', 'gan_weight', 'init')  # run parameters (declared on `colorization.train.train`) a sweep sets on every run
+                'gan_pretrain', 'gan_weight', 'init', 'wise')  # run parameters (declared on `colorization.train.train`) a sweep sets on every run
 
 def sweep_parser() -> argparse.ArgumentParser:
     "The `colorization-sweep` argument parser: the run parameters of `train` and the options of `sweep`, each declared once there."

@@ -35,9 +35,9 @@ from .models import MODELS, create_model, model_spec
 
 # %% auto #0
 __all__ = ['CODE_EXCLUDE', 'RESUME_DIR', 'TRAIN_OPTIONS', 'SCORED_DIR', 'data_folder', 'data_name', 'git_state', 'pins',
-           'off_pins', 'environment', 'run_settings', 'plot_curves', 'gan_models', 'check_switches', 'train', 'parser',
-           'main', 'record_data', 'run_dls', 'rescore', 'evaluate', 'evaluate_run', 'evaluate_checkpoint',
-           'paired_bootstrap']
+           'off_pins', 'environment', 'run_settings', 'plot_curves', 'gan_models', 'check_switches', 'wise_blend',
+           'train', 'parser', 'main', 'record_data', 'run_dls', 'rescore', 'evaluate', 'evaluate_run',
+           'evaluate_checkpoint', 'paired_bootstrap']
 
 # %% ../nbs/06a_train.ipynb #9fa6322a
 def data_folder(data:str|Path|list|None=None) -> Path|list[Path]:
@@ -183,6 +183,14 @@ def _load_init(net:nn.Module, init:str|Path):
     if unexpected: raise ValueError(f'{init} holds weights this model has no place for: {", ".join(unexpected[:4])}')
     return missing
 
+def wise_blend(net:nn.Module, init:str|Path, alpha:float) -> nn.Module:
+    "WiSE-FT (Wortsman et al. 2022): `net`'s weights moved back towards checkpoint `init`'s, `(1 - alpha) * init + alpha * net`, tensor by tensor."
+    start = load_checkpoint(init)[0].state_dict()
+    with torch.no_grad():
+        for k, v in net.state_dict().items():  # float tensors the two share; `net`'s own layers and counters stay as they are
+            if k in start and v.is_floating_point(): v.copy_(torch.lerp(start[k].to(v), v, float(alpha)))
+    return net
+
 # %% ../nbs/06a_train.ipynb #eb7bc67d
 RESUME_DIR = 'resume'  # in a run's folder: the state after its last finished epoch, while the run is unfinished
 
@@ -222,6 +230,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
           channels_last:bool=False,  # NHWC memory layout for the weights and the batches
           keep_memory:bool=False,    # let glibc keep freed memory for reuse: faster CPU steps, process-wide (see `keep_freed_memory`)
           init:str|Path|None=None,   # start from this checkpoint's weights (layers it lacks keep their initialisation, e.g. a hint model from its twin)
+          wise:float|None=None,      # WiSE-FT: save `(1 - wise) * init + wise * trained` weights, a point between the start and the end (needs `init`)
           note:str|None=None,        # a line for the checkpoint's header: what the weights are, what they were trained on, the data's terms
           resume:bool=True,          # go on from the last finished epoch of an interrupted run in `out` with the same settings
           show:bool=False,           # leave the figures open (in notebooks)
@@ -231,6 +240,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
     bs, epochs, lr, loss, size, limit = s['bs'], s['epochs'], s['lr'], s['loss'], s['size'], s['limit']
     spec = MODELS[model]
     check_switches(model, gan_pretrain, bf16, channels_last, gan_weight)
+    if wise is not None and (init is None or not 0 <= wise <= 1): raise ValueError(f'wise must be a fraction in [0, 1] with an init checkpoint, got wise={wise}, init={init}')
     folder = data_folder(data)
     fusion_kw = dict(pretrained=bool(pretrained), embed_size=embed_size or spec.embed_size) if spec.backbone else \
                 dict(pretrained=bool(pretrained)) if spec.encoder else {}
@@ -241,7 +251,7 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
                   pretrained=bool(pretrained) if spec.backbone or spec.encoder else None, backbone=spec.backbone or spec.encoder, limit=limit,
                   valid_pct=valid_pct, num_workers=num_workers, embed_size=fusion_kw.get('embed_size'),
                   bf16=bool(bf16), channels_last=bool(channels_last), freed_memory_kept=kept,
-                  init=None if init is None else dict(name=_init_name(init), sha256=file_sha256(init), model=read_checkpoint_meta(init)['model']),
+                  init=None if init is None else dict(name=_init_name(init), sha256=file_sha256(init), model=read_checkpoint_meta(init)['model']), wise=wise,
                   run=f'data/runs/{out.resolve().name}', **({} if note is None else {'note': str(note)}))  # the run is named as records are filed
     env = environment()  # taken as the run starts: the code it imported
     set_seed(seed, reproducible=True)
@@ -271,10 +281,14 @@ def train(model:str='labnet',       # a registered model name (see `MODELS`)
         config['sittings'] = sittings
         (out / 'config.json').write_text(json.dumps({**config, 'environment': env}, indent=2))
     history = _history(learn)
-    weights = save_checkpoint(learn.model, out / 'model.safetensors', config=config)  # the last epoch's weights
+    final = history[-1] if history else {}
+    if wise is not None:  # the record's numbers are the saved weights': the blend is scored again
+        wise_blend(learn.model, init, wise)
+        final = {'epoch': final.get('epoch'), **_validate(learn)}
+    weights = save_checkpoint(learn.model, out / 'model.safetensors', config=config)  # the last epoch's weights (or their blend)
     record = {'model': model, 'loss': loss, 'epochs': epochs, 'lr': lr, 'bs': bs, 'size': size, 'seed': seed,
               'pretrained': config['pretrained'], 'n_train': config['n_train'], 'n_valid': config['n_valid'],
-              'history': history, 'final': history[-1] if history else {},
+              'history': history, 'final': final, **({} if wise is None else {'unblended': history[-1] if history else {}}),
               'checkpoint_epoch': len(history) - 1, 'weights_sha256': file_sha256(weights), 'train_seconds': wall,
               'images_per_second': config['n_train'] * epochs / wall if wall else None}
     (out / 'metrics.json').write_text(json.dumps(record, indent=2))
@@ -293,7 +307,7 @@ def _fraction(s:str) -> float:
     return v
 
 TRAIN_OPTIONS = ('bs', 'epochs', 'lr', 'loss', 'data', 'size', 'seed', 'pretrained', 'out', 'limit', 'num_workers', 'cache_dir',
-                 'embed_size', 'gan_pretrain', 'gan_weight', 'bf16', 'channels_last', 'init')  # `train`'s parameters the command takes
+                 'embed_size', 'gan_pretrain', 'gan_weight', 'bf16', 'channels_last', 'init', 'wise')  # `train`'s parameters the command takes
 
 def parser() -> argparse.ArgumentParser:
     "The `grayscale2color` argument parser: `--model` and `train`'s parameters, declared once on `train`."
@@ -302,7 +316,7 @@ def parser() -> argparse.ArgumentParser:
     return add_params(p, train, TRAIN_OPTIONS, many=['data'],
                       loss=dict(choices=sorted({l for s in MODELS.values() for l in s.losses})),
                       out=dict(default=None, help='output folder of the run record (default: runs/<model>-<loss>)'),
-                      gan_pretrain=dict(type=_fraction, metavar='FRAC'), gan_weight=dict(metavar='W'), init=dict(metavar='CKPT'))
+                      gan_pretrain=dict(type=_fraction, metavar='FRAC'), gan_weight=dict(metavar='W'), init=dict(metavar='CKPT'), wise=dict(type=_fraction, metavar='FRAC'))
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of `grayscale2color`; as the command (`argv` None) it also keeps freed memory (`keep_freed_memory`)."
@@ -351,6 +365,10 @@ def rescore(run:str|Path,                  # a run folder (its `config.json` and
     spec, dls = MODELS[cfg['model']], run_dls(cfg, data, cache_dir)
     make_learner = getattr(spec, 'learner', None) or colorization_learner
     learn = make_learner(dls, model, loss=cfg['loss'], path=Path(tempfile.mkdtemp()), csv=False)
+    return _validate(learn)
+
+def _validate(learn) -> dict:
+    "The learner's validation loss and metrics, by their history names."
     vals = learn.validate()
     names = [n.replace(' ', '_') for n in learn.recorder.metric_names[2:-1]]  # 'valid_loss' and the metrics
     return {n: float(v) for n, v in zip(names, vals) if v is not None}
