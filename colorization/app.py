@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .command import _error_text, read_hints
+from .core import add_params
 from .inference import Photo, colorize, default_checkpoint, load_model, read_photo
 
 # %% auto #0
@@ -146,10 +147,10 @@ def build_app(checkpoints:str|Path|None=None, # a folder of checkpoints to offer
     return demo
 
 # %% ../nbs/08e_app.ipynb #99e3258f
-def launch_app(checkpoints:str|Path|None=None, # a folder of checkpoints to offer besides the shipped model
+def launch_app(checkpoints:str|Path|None=None, # a folder of checkpoints (.safetensors) to offer besides the shipped model
                photo:str|Path|None=None, # a photo to open at start
                hints:list|None=None, # its hints at start
-               port:int|None=None, # the port (default: Gradio's, 7860 or the next free one)
+               port:int|None=None, # the port on 127.0.0.1 (default: Gradio's, 7860 or the next free one)
                inline:bool|None=None, # render in the notebook (default: in a notebook, yes)
                block:bool=True, # wait until interrupted (False: return at once, the server running)
                quiet:bool=False):
@@ -163,9 +164,9 @@ def main(argv=None) -> int:
     "The `colorization-app` command."
     p = argparse.ArgumentParser(prog='colorization-app', description='A local web page to colorize photos, with colour hints.')
     p.add_argument('photo', nargs='?', default=None, help='a photo to open at start')
-    p.add_argument('--checkpoints', default=None, metavar='DIR', help='a folder of checkpoints (.safetensors) to offer besides the shipped model')
+    add_params(p, launch_app, ['checkpoints'], checkpoints=dict(metavar='DIR'))  # declared once, on `launch_app`
     p.add_argument('--hints', default=None, metavar='JSON', help="the photo's hints at start: a JSON file as for colorize --hints")
-    p.add_argument('--port', type=int, default=None, help='the port on 127.0.0.1 (default: 7860, or the next free one)')
+    add_params(p, launch_app, ['port'])
     args = p.parse_args(argv)
     try:
         hints = None

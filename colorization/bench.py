@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .core import keep_freed_memory
+from .core import add_params, keep_freed_memory
 from .data import sample_folder
 from .measure import (PeakMemory, _cycle, _model_spec, _models, bench_dls, bench_inference, bench_scan_cache,
                                   end_to_end_step, interleaved, learner_step, model_only_step, naive_step)
@@ -96,17 +96,17 @@ def run_bench(data:str|Path|None=None, # photo folder (default: $COLORIZATION_DA
               bs:int=32, # batch size
               steps:int=10, # timed training steps per measurement
               warmup:int=2, # untimed steps first
-              rounds:int=2, # the timed steps of (a), (b) and (c) run interleaved in this many turns
+              rounds:int=2, # interleave the timed steps of the sections in this many turns
               images:int|None=None, # use a seeded subset of this many photos
               cache_dir:str|Path|None=None, # image/embedding caches (default: the data module's)
               num_workers:int=0, # workers of the project's DataLoaders
               naive_workers:int=0, # workers of the naive pipeline's DataLoader
-              channels_last:bool=False, # NHWC layout in (a) and (b)
-              bf16:bool=False, # bfloat16 autocast in (a) and (b)
+              channels_last:bool=False, # NHWC memory layout in the model-only and end-to-end runs
+              bf16:bool=False, # bfloat16 autocast in the model-only and end-to-end runs
               infer_runs:int=5, # timed `colorize` calls
               infer_images:int=32, # photos for the inference throughput
               sections:Sequence[str]=SECTIONS, # which measurements
-              pretrained:bool=True, # fusion models: pretrained backbone weights (False: random init, the same speed)
+              pretrained:bool=True, # fusion models: the backbone's pretrained weights (--no-pretrained: random init, the same speed)
               scan_files:int=0, # also measure scan and cache memory on this many synthetic photos (0: no)
               keep_memory:bool=False, # let glibc keep freed memory for reuse (`keep_freed_memory`): the whole process, every section
               log:Callable[[str], None]=lambda s: None, # progress messages
@@ -162,33 +162,20 @@ def summary(res:dict) -> str:
     rows.append(f'memory: {res["memory_method"]}')
     return '\n'.join(rows)
 
+_OPTIONS = ('data', 'size', 'bs', 'steps', 'warmup', 'rounds', 'images', 'cache_dir', 'num_workers', 'naive_workers', 'channels_last',
+            'bf16', 'infer_runs', 'infer_images', 'pretrained', 'scan_files')  # `run_bench`'s parameters the command takes as they are
+
 def parser() -> argparse.ArgumentParser:
-    "The `colorization-bench` argument parser."
+    "The `colorization-bench` argument parser: `run_bench`'s parameters, declared once there, and the command's own."
     p = argparse.ArgumentParser(prog='colorization-bench', description='Training and inference throughput and peak memory: '
                                 'model only, end to end through the project DataLoaders, the naive per-image pipeline, inference.')
-    p.add_argument('--data', default=None, help='folder of photos (default: $COLORIZATION_DATA, else the sample photos)')
+    add_params(p, run_bench, ['data'])
     p.add_argument('--models', default='labnet,preeff', help='comma-separated model names (default: labnet,preeff)')
-    p.add_argument('--size', type=int, default=128, help='crop size in px (default: 128)')
-    p.add_argument('--bs', type=int, default=32, help='batch size (default: 32)')
-    p.add_argument('--steps', type=int, default=10, help='timed steps per measurement (default: 10)')
-    p.add_argument('--warmup', type=int, default=2, help='untimed steps before (default: 2)')
-    p.add_argument('--rounds', type=int, default=2, help='interleave the timed steps of the sections in this many turns (default: 2)')
-    p.add_argument('--images', type=int, default=None, help='use a seeded subset of this many photos (default: all)')
-    p.add_argument('--cache-dir', default=None, help="image and embedding caches (default: the data module's)")
-    p.add_argument('--num-workers', type=int, default=0, help='workers of the project DataLoaders (default: 0)')
-    p.add_argument('--naive-workers', type=int, default=0, help='workers of the naive DataLoader (default: 0)')
-    p.add_argument('--channels-last', action='store_true', help='NHWC memory layout in the model-only and end-to-end runs')
-    p.add_argument('--bf16', action='store_true', help='bfloat16 autocast in the model-only and end-to-end runs')
+    add_params(p, run_bench, _OPTIONS[1:])
     p.add_argument('--keep-freed-memory', action='store_true',
                    help='let glibc keep freed memory for reuse, as grayscale2color and colorize do; process-wide: every section, the naive one too')
     p.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own)")
-    p.add_argument('--infer-runs', type=int, default=5, help='timed colorize calls for the latency (default: 5)')
-    p.add_argument('--infer-images', type=int, default=32, help='photos for the inference throughput (default: 32)')
     p.add_argument('--sections', default=','.join(SECTIONS), help=f'comma-separated, from {",".join(SECTIONS)} (default: all)')
-    p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True,
-                   help="fusion models: the backbone's pretrained weights (--no-pretrained: random init, the same speed; "
-                   "for backbones whose weights are not on this machine)")
-    p.add_argument('--scan-files', type=int, default=0, help='also measure scan and cache memory on this many synthetic photos')
     p.add_argument('--json', default=None, metavar='PATH', help='write the results as JSON to PATH (default: JSON on stdout, table on stderr)')
     return p
 
@@ -202,12 +189,8 @@ def main(argv:list[str]|None=None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', FutureWarning)
-            res = run_bench(args.data, [m for m in args.models.split(',') if m], size=args.size, bs=args.bs, steps=args.steps,
-                            warmup=args.warmup, rounds=args.rounds, images=args.images, cache_dir=args.cache_dir, num_workers=args.num_workers,
-                            naive_workers=args.naive_workers, channels_last=args.channels_last, bf16=args.bf16,
-                            infer_runs=args.infer_runs, infer_images=args.infer_images,
-                            sections=[s for s in args.sections.split(',') if s], scan_files=args.scan_files,
-                            pretrained=args.pretrained, keep_memory=args.keep_freed_memory, log=log)
+            res = run_bench(models=[m for m in args.models.split(',') if m], sections=[s for s in args.sections.split(',') if s],
+                            keep_memory=args.keep_freed_memory, log=log, **{k: getattr(args, k) for k in _OPTIONS})
     except (FileNotFoundError, ValueError) as e:
         print(f'colorization-bench: error: {e}', file=sys.stderr); return 2
     res['command'] = 'colorization-bench ' + ' '.join(sys.argv[1:] if argv is None else argv)

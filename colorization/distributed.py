@@ -24,6 +24,8 @@ with warnings.catch_warnings():  # fastai 2.8 calls the deprecated torch.jit.scr
     from fastai.distributed import DistributedDL, DistributedTrainer
     from fastai.torch_core import num_distrib, rank_distrib, set_seed
 
+from .core import add_params
+
 # %% auto #0
 __all__ = ['AnyDeviceDistributedDL', 'AnyDeviceDistributedTrainer', 'distrib_ctx', 'weights_digest', 'RankRecord',
            'train_distributed', 'parser', 'main']
@@ -127,7 +129,8 @@ def train_distributed(model:str='labnet', # a registered model name
                      ) -> dict:
     "Train `model` data-parallel on the processes of this launch (or on one); returns this process's record. Not for `labgan`."
     from colorization.data import colorization_dls
-    from colorization.learner import colorization_learner, save_checkpoint
+    from colorization.checkpoint import save_checkpoint
+    from colorization.models import colorization_learner
     from colorization.models import MODELS, create_model, model_spec
     from colorization.train import data_folder
     model_spec(model)  # a clear error for an unknown name
@@ -161,23 +164,13 @@ def train_distributed(model:str='labnet', # a registered model name
     return rec
 
 # %% ../nbs/11_distributed.ipynb #7eb7c1c1
+_OPTIONS = ('model', 'data', 'bs', 'epochs', 'lr', 'loss', 'size', 'seed', 'out', 'limit', 'pretrained', 'cache_dir')  # `train_distributed`'s, in order
+
 def parser() -> argparse.ArgumentParser:
     "Arguments of `python -m colorization.distributed` (under `accelerate launch` or `torchrun`)."
     p = argparse.ArgumentParser(prog='colorization.distributed', description='Data-parallel training on the processes of a '
                                 'launch: accelerate launch --multi_gpu --num_processes N -m colorization.distributed ...')
-    p.add_argument('--model', default='labnet', help='model to train (default: labnet)')
-    p.add_argument('--data', default=None, help='folder of colour photos (default: $COLORIZATION_DATA)')
-    p.add_argument('--bs', type=int, default=32, help='batch size of each process (default: 32)')
-    p.add_argument('--epochs', type=int, default=1, help='epochs (default: 1)')
-    p.add_argument('--lr', type=float, default=None, help="maximum learning rate (default: the model's)")
-    p.add_argument('--loss', default=None, help="loss (default: the model's)")
-    p.add_argument('--size', type=int, default=128, help='training crop size in pixels (default: 128)')
-    p.add_argument('--seed', type=int, default=42, help='random seed (default: 42)')
-    p.add_argument('--out', default='runs/distributed', help='output folder (default: runs/distributed)')
-    p.add_argument('--limit', type=int, default=None, help='use at most this many photos')
-    p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True, help="backbone's pretrained weights")
-    p.add_argument('--cache-dir', default=None, help='image and embedding cache folder')
-    return p
+    return add_params(p, train_distributed, _OPTIONS)
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point: train on this launch's processes and print each rank's summary."
@@ -185,8 +178,7 @@ def main(argv:list[str]|None=None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', FutureWarning)
-            rec = train_distributed(a.model, a.data, a.bs, a.epochs, a.lr, a.loss, a.size, a.seed, a.out, a.limit, a.pretrained,
-                                    a.cache_dir)
+            rec = train_distributed(**{k: getattr(a, k) for k in _OPTIONS})
     except (FileNotFoundError, ValueError) as e:
         print(f'colorization.distributed: error: {e}', file=sys.stderr); return 2
     print(f'rank {rec["rank"]}/{rec["world_size"]} ({rec["backend"] or "single process"}): '

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .checkpoint import CheckpointError
 from .color import denorm_rgb, rgb_to_l_ab
-from .core import atomic_path, default_cache_dir, file_sha256
+from .core import add_params, atomic_path, default_cache_dir, file_sha256
 from .inference import InferenceModel, default_checkpoint, load_model, no_hints_message
 from .models import annealed_mean_ab
 
@@ -38,7 +38,7 @@ def _onnx_meta(m:InferenceModel, sha256:str|None) -> dict:
 # %% ../nbs/08b_export.ipynb #0938893e
 def export_onnx(model=None, # a checkpoint path, a module, an `InferenceModel`; None: the shipped model
                 dst:str|Path='model.onnx', # the ONNX file to write
-                overwrite:bool=False, # replace an existing `dst`
+                overwrite:bool=False, # replace an existing output
                 opset:int=OPSET, # the ONNX opset
                ) -> Path:
     "Export `model`'s forward pass (L in, the head's prediction out; a fusion model with its backbone) to `dst`, atomically."
@@ -121,9 +121,7 @@ def _parser() -> argparse.ArgumentParser:
                                 '(a fusion model together with its frozen backbone), for ONNX Runtime.')
     p.add_argument('checkpoint', nargs='?', default=None, help='a .safetensors checkpoint (default: the shipped model)')
     p.add_argument('out', nargs='?', default='model.onnx', help='the ONNX file to write (default: model.onnx)')
-    p.add_argument('--overwrite', action='store_true', help='replace an existing output')
-    p.add_argument('--opset', type=int, default=OPSET, help=f'ONNX opset (default {OPSET})')
-    return p
+    return add_params(p, export_onnx, ['overwrite', 'opset'])  # declared once, on `export_onnx`
 
 def main(argv=None) -> int:
     "The `colorization-export` command; returns the exit status (0 ok, 2 bad input)."

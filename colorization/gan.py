@@ -183,7 +183,7 @@ class CondGANCallback(Callback):
 
 # %% ../nbs/07_gan.ipynb #d8bda7cf
 def gan_learner(dls,                 # DataLoaders from `colorization_dls` with space 'ab' and no backbone
-                model:str|nn.Module='labgan', # the generator, or a registry name
+                model:nn.Module,      # the generator (e.g. `UnetGenerator()`; by name: `colorization.models.colorization_learner`)
                 loss:str|None='gan',  # adversarial loss: 'gan' or 'lsgan' (see `GAN_LOSSES`)
                 path:str|Path='.',    # where logs and the critic go
                 critic:nn.Module|None=None, # default `PatchCritic()`
@@ -193,12 +193,9 @@ def gan_learner(dls,                 # DataLoaders from `colorization_dls` with 
                 metrics:list|None=None, # default: `color_metrics()`
                 csv:bool=True,        # log every epoch to `path/history.csv`
                 cbs:list|None=None,   # more callbacks
-                **kwargs) -> Learner: # passed to `create_model` when `model` is a name
+               ) -> Learner:
     "A `ColorLearner` (fastai's `Learner`) that trains a generator with L1, then against a `PatchCritic` (see `fit_gan`)."
     from colorization.metrics import color_metrics
-    if isinstance(model, str):
-        from colorization.models import create_model
-        model = create_model(model, **kwargs)
     if getattr(model, 'head', None) != 'ab': raise ValueError("a GAN generator must predict ab (head 'ab')")
     if getattr(dls, 'space', 'ab') != 'ab' or getattr(dls, 'n_inp', 1) != 1:
         raise ValueError('the conditional GAN needs DataLoaders of (l, ab) batches: space="ab", no backbone')

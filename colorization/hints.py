@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .color import norm_ab, rgb2lab
-from .models import FusionNet, _check_l, conv_bn_relu
+from .nets import FusionNet, _check_l, conv_bn_relu
 
 # %% auto #0
 __all__ = ['HINT_CHANNELS', 'HINT_SCALES', 'propagate_hints', 'HintRefiner', 'check_hints', 'TakesHints', 'HintFusionNet',

@@ -5,257 +5,28 @@
 # %% ../nbs/08_inference.ipynb #87b328f2
 from __future__ import annotations
 
-import os
-from collections import defaultdict
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont, ImageOps
-from torch import Tensor, nn
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
 
-from .color import gray_rgb, l_ab_to_rgb, rgb_to_l
-
+from .color import gray_rgb
 from .checkpoint import CheckpointError, load_checkpoint
-from .hints import hint_map
 from .models import MODELS, with_backbone
+from .photos import (InferenceModel, Photo, _to_pil, _to_pils, colorize_photos, compute_lightness,  # re-exported
+                                 decoding_temperature, gray_l, model_input_size, no_hints_message, read_photo, resize_l,
+                                 upsample_ab)
 
 # %% auto #0
-__all__ = ['Photo', 'gray_l', 'read_photo', 'compute_lightness', 'model_input_size', 'resize_l', 'upsample_ab',
-           'default_checkpoint', 'InferenceModel', 'no_hints_message', 'decoding_temperature', 'load_model',
-           'colorize_photos', 'colorize', 'compare_figure']
-
-# %% ../nbs/08_inference.ipynb #14cf3cea
-_GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
-
-@dataclass
-class Photo:
-    "A photo ready for colorization: its pixels as read, and its lightness `l` at full resolution."
-    gray: np.ndarray|None = None # a gray photo: (H, W) uint8, uint16 or float32 in [0, 1]
-    color: Tensor|None = None # a colour photo: (3, H, W) uint8
-    note: str = '' # what was converted on reading ('' if nothing)
-    keep_color: bool = True # False: the colour only gives `l` (read as gray on request)
-    _l: Tensor|None = field(default=None, repr=False, compare=False)
-
-    @property
-    def size(self) -> tuple[int, int]: "(height, width)"; return tuple((self.gray if self.color is None else self.color).shape[-2:])
-    @property
-    def rgb(self) -> Tensor|None: "The original colour (3, H, W) uint8, or None."; return self.color if self.keep_color else None
-    @property
-    def l(self) -> Tensor:
-        "Normalised L in [-1, 1], (1, H, W) float32, at full resolution."
-        if self._l is None: self._l = gray_l(self.gray) if self.color is None else rgb_to_l(self.color)
-        return self._l
-
-def _unit_gray(a:np.ndarray, mode:str) -> np.ndarray:
-    "Gray pixel values of a PIL mode: 'L' -> uint8, 'I;16*' -> uint16, 'I' and 'F' -> float32 in [0, 1]."
-    if mode == 'L': return a.astype(np.uint8)
-    if mode.startswith('I;16'): return a.astype(np.uint16)
-    a = a.astype(np.float32)  # 'I' (32-bit) or 'F': scale by the range the values use
-    hi = float(a.max()) if a.size else 1.
-    scale = 1. if (mode == 'F' and hi <= 1.) else 255. if hi <= 255. else 65535. if hi <= 65535. else hi
-    return np.clip(a / scale, 0., 1.)
-
-def _over_white(v:np.ndarray, alpha:np.ndarray) -> np.ndarray:
-    "Composite values in [0, 1] with alpha in [0, 1] over white."
-    return v * alpha + (1. - alpha)
-
-def _from_pil(img:Image.Image) -> tuple[np.ndarray|None, np.ndarray|None, str]:
-    "A decoded PIL image -> (gray (H, W) uint8, uint16 or float32 in [0, 1], or None; rgb uint8 (H, W, 3) or None; note)."
-    mode = img.mode
-    if mode == '1': img, mode = img.convert('L'), 'L'
-    if mode in ('LA', 'La'):
-        a = np.asarray(img.convert('LA'), dtype=np.float32) / 255.
-        return _over_white(a[..., 0], a[..., 1]), None, 'gray with alpha composited over white'
-    if mode in _GRAY_MODES and 'transparency' not in img.info:
-        return _unit_gray(np.asarray(img), mode), None, ('' if mode == 'L' else f'{mode} gray')
-    if mode in ('RGBA', 'RGBa', 'PA') or 'transparency' in img.info:
-        a = np.asarray(img.convert('RGBA'), dtype=np.float32) / 255.
-        rgb = np.clip(np.rint(_over_white(a[..., :3], a[..., 3:]) * 255.), 0, 255).astype(np.uint8)
-        note = f'{mode} alpha composited over white'
-    else:
-        rgb = np.asarray(img if mode == 'RGB' else img.convert('RGB'))
-        note = '' if mode == 'RGB' else f'{mode} converted to RGB'
-    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():  # colour file, gray content
-        return np.array(rgb[..., 0]), None, note
-    return None, np.array(rgb), note  # a writable copy
-
-def _from_array(a:np.ndarray) -> tuple[np.ndarray|None, np.ndarray|None, str]:
-    "A numpy image ((H, W), (H, W, 1|3|4); uint8, uint16, bool or float in [0, 1]) -> (gray, rgb, note)."
-    if a.ndim == 3 and a.shape[-1] == 1: a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-        raise ValueError(f'expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}')
-    if a.ndim == 2 and a.dtype in (np.uint8, np.uint16): return np.array(a), None, ''
-    if a.dtype == np.uint8: f = a.astype(np.float32) / 255.
-    elif a.dtype == np.uint16: f = a.astype(np.float32) / 65535.
-    elif a.dtype == bool: f = a.astype(np.float32)
-    elif np.issubdtype(a.dtype, np.floating):
-        if a.size and (np.nanmin(a) < 0 or np.nanmax(a) > 1): raise ValueError('float image arrays must hold values in [0, 1]')
-        f = np.nan_to_num(a.astype(np.float32))
-    else: raise ValueError(f'unsupported image array dtype {a.dtype} (use uint8, uint16 or float in [0, 1])')
-    if f.ndim == 2: return f, None, ''
-    if f.shape[-1] == 4: f = _over_white(f[..., :3], f[..., 3:])
-    if np.ptp(f, axis=-1).max() == 0: return f[..., 0], None, ''
-    return None, np.clip(np.rint(f * 255.), 0, 255).astype(np.uint8), ''
-
-@lru_cache(maxsize=2)
-def _l_table(levels:int) -> Tensor:
-    "Normalised L of every gray level 0 .. levels-1 (a lookup table for 8 and 16-bit gray)."
-    v = torch.arange(levels, dtype=torch.float32) / (levels - 1)
-    return rgb_to_l(v[None, None].expand(3, 1, -1))[0, 0]
-
-def gray_l(gray:np.ndarray) -> Tensor:
-    "Normalised L (1, H, W) of a gray image: uint8, uint16 (by lookup table) or float in [0, 1]."
-    if gray.dtype in (np.uint8, np.uint16):
-        return _l_table(256 if gray.dtype == np.uint8 else 65536)[torch.from_numpy(gray.astype(np.int64))][None]
-    g = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))
-    return rgb_to_l(g[None].expand(3, -1, -1))  # L of the gray colour (v, v, v)
-
-def _decode(img:Image.Image) -> Image.Image:
-    "Decode `img` fully (a truncated file raises) and apply its EXIF orientation."
-    img.load()
-    return ImageOps.exif_transpose(img)
-
-def read_photo(image, # a file path, a PIL image or a numpy array (H, W[, 1|3|4])
-               image_type:str='auto', # 'auto', 'gray' (ignore any colour) or 'rgb'
-              ) -> Photo:
-    "Read `image` and compute its full-resolution lightness; a colour photo is turned gray first."
-    if image_type not in ('auto', 'gray', 'rgb'): raise ValueError(f"image_type must be 'auto', 'gray' or 'rgb', not {image_type!r}")
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file(): raise FileNotFoundError(f'no image file at {path}')
-        with Image.open(path) as img: gray, rgb, note = _from_pil(_decode(img))
-    elif isinstance(image, Image.Image): gray, rgb, note = _from_pil(_decode(image))
-    elif isinstance(image, np.ndarray): gray, rgb, note = _from_array(image)
-    else: raise TypeError(f'expected a path, a PIL image or a numpy array, got {type(image).__name__}')
-    if gray is not None: return Photo(gray=gray, note=note)
-    return Photo(color=torch.from_numpy(rgb).permute(2, 0, 1), note=note, keep_color=image_type != 'gray')
-
-def compute_lightness(photos:Sequence[Photo], # photos from `read_photo`
-                      budget:int=2 ** 22, # pixels converted at once
-                     ) -> None:
-    "Compute `l` of many photos, converting colour photos of equal size together (much faster for small photos)."
-    groups = defaultdict(list)
-    for p in photos:
-        if p._l is None and p.color is not None: groups[p.size].append(p)
-    for (h, w), group in groups.items():
-        n = max(1, budget // (h * w))
-        for j in range(0, len(group), n):
-            for p, l in zip(group[j:j + n], rgb_to_l(torch.stack([p.color for p in group[j:j + n]]))): p._l = l
-
-# %% ../nbs/08_inference.ipynb #fbd0e462
-def model_input_size(height:int, width:int, # the photo's size
-                     size:int, # the model's size (its training size, or more)
-                     fit:str='short', # 'short' (keep the aspect ratio) or 'square'
-                     multiple:int=8, # sides are rounded to a multiple of this
-                     max_ratio:float=8., # the longer side is at most `max_ratio * size`
-                    ) -> tuple[int, int]:
-    "The (height, width) at which the model sees a photo of `height` x `width`."
-    if fit == 'square': return size, size
-    if fit != 'short': raise ValueError(f"fit must be 'short' or 'square', not {fit!r}")
-    s = min(size / min(height, width), max_ratio * size / max(height, width))
-    r = lambda v: max(multiple, int(round(v * s / multiple)) * multiple)
-    return r(height), r(width)
-
-# %% ../nbs/08_inference.ipynb #0a852992
-def resize_l(l:Tensor, # normalised L, (B, 1, H, W) or (1, H, W)
-             size:tuple[int, int], # (height, width)
-            ) -> Tensor:
-    "Antialiased bilinear resize of an L map (area-like when shrinking)."
-    x = l if l.ndim == 4 else l[None]
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode='bilinear', align_corners=False, antialias=True)
-    return x if l.ndim == 4 else x[0]
-
-# %% ../nbs/08_inference.ipynb #20a8e9b6
-def _bilateral_up(ab:Tensor, l:Tensor, l_small:Tensor, sigma_space:float, sigma_range:float, k:int=2) -> Tensor:
-    "Joint bilateral upsampling of `ab` (B, 2, h, w) to the size of `l` (B, 1, H, W), guided by `l` and `l_small`."
-    (h, w), (H, W) = ab.shape[-2:], l.shape[-2:]
-    cy = (torch.arange(H, dtype=torch.float32, device=l.device) + .5) * h / H - .5  # pixel centres at the model's scale
-    cx = (torch.arange(W, dtype=torch.float32, device=l.device) + .5) * w / W - .5
-    fy, fx = cy.floor().long(), cx.floor().long()
-    num, den = torch.zeros_like(l).repeat(1, 2, 1, 1), torch.zeros_like(l)
-    for dy in range(1 - k, k + 1):  # the 4 x 4 nearest samples (k=2)
-        iy = fy + dy
-        wy = torch.exp(-(iy - cy) ** 2 / (2 * sigma_space ** 2))
-        iy = iy.clamp(0, h - 1)
-        ab_rows, l_rows = ab[:, :, iy], l_small[:, :, iy]
-        for dx in range(1 - k, k + 1):
-            ix = fx + dx
-            wx = torch.exp(-(ix - cx) ** 2 / (2 * sigma_space ** 2))
-            ix = ix.clamp(0, w - 1)
-            wgt = (wy[:, None] * wx[None]) * torch.exp(-(l - l_rows[..., ix]) ** 2 / (2 * sigma_range ** 2))
-            num += wgt * ab_rows[..., ix]; den += wgt
-    return num / den.clamp_min(1e-30), den
-
-def upsample_ab(ab:Tensor, # predicted normalised ab at the model's size, (B, 2, h, w)
-                l:Tensor, # normalised L at full resolution, (B, 1, H, W): the guide
-                method:str='bilinear', # 'bilinear' or 'bilateral' (joint bilateral upsampling)
-                l_small:Tensor|None=None, # L at the model's size (default: `l` resized)
-                sigma_space:float=0.7, # bilateral: spatial Gaussian, in pixels at the model's size
-                sigma_range:float=0.1, # bilateral: lightness Gaussian, in normalised L (0.1 = 5 L)
-               ) -> Tensor:
-    "Upsample chroma `ab` to the size of `l`, bilinearly or guided by `l` (joint bilateral upsampling)."
-    size = tuple(l.shape[-2:])
-    lin = F.interpolate(ab, size=size, mode='bilinear', align_corners=False)
-    if method == 'bilinear': return lin
-    if method != 'bilateral': raise ValueError(f"method must be 'bilinear' or 'bilateral', not {method!r}")
-    if l_small is None: l_small = resize_l(l, tuple(ab.shape[-2:]))
-    out, den = _bilateral_up(ab, l, l_small, sigma_space, sigma_range)
-    return torch.where(den > 1e-12, out, lin)  # no sample of similar lightness nearby: bilinear
+__all__ = ['default_checkpoint', 'load_model', 'colorize', 'compare_figure']
 
 # %% ../nbs/08_inference.ipynb #dddb6fc1
 def default_checkpoint() -> Path:
     "The checkpoint that ships with the package: `colorization/assets/default.safetensors`."
     return Path(str(resources.files('colorization') / 'assets' / 'default.safetensors'))
-
-@dataclass
-class InferenceModel:
-    "A model ready to colorize: `predict_ab` maps normalised L (B, 1, h, w) to normalised ab (B, 2, h, w)."
-    module: nn.Module # called on L alone (fusion models wrapped with their backbone); has `decode_ab`
-    name: str # the registry name (see `colorization.models.MODELS`)
-    size: int # the training size: the default size the model runs at
-    meta: dict = field(default_factory=dict) # the checkpoint's header ({} for a model given as a module)
-
-    @property
-    def device(self) -> torch.device: return next(self.module.parameters()).device
-    @property
-    def takes_hints(self) -> bool: return bool(getattr(self.module, 'takes_hints', False))
-
-    @torch.inference_mode()
-    def predict_ab(self, l:Tensor, temperature:float|None=None,
-                   hints:Tensor|None=None, # a hint map (B, 3, h, w) for a model that takes hints (see `colorization.hints`)
-                  ) -> Tensor:
-        "Normalised ab predicted for normalised L (on the CPU, float32); `temperature`: see `decoding_temperature`."
-        self.module.eval()
-        extra = () if hints is None else (hints.to(self.device),)
-        if extra and not self.takes_hints: raise ValueError(no_hints_message(self.name))
-        with decoding_temperature(self.module, temperature):
-            return self.module.decode_ab(self.module(l.to(self.device), *extra)).float().cpu()
-
-def no_hints_message(name:str) -> str:
-    "The error for hints given to a model without hint inputs."
-    return f'the {name!r} model takes no colour hints; use a model that does (hinteff, hintunet)'
-
-@contextmanager
-def decoding_temperature(module:nn.Module, # a model with a 'bins' head (or a `Colorizer` of one)
-                         T:float|None=None, # annealed-mean temperature: 1 = mean, 0 = mode; None: the model's own (0.38)
-                        ):
-    "Decode a classification model's bin scores at temperature `T` inside the block (the model's own is restored after)."
-    if T is None: yield; return
-    if getattr(module, 'head', None) != 'bins':
-        raise ValueError(f"a temperature applies to models with a 'bins' head (e.g. labclass), not to one predicting {getattr(module, 'head', None)!r}")
-    if not T >= 0: raise ValueError(f'temperature must be >= 0, got {T}')
-    inner = getattr(module, 'model', module)  # a `Colorizer` holds the model
-    old, inner.temperature = inner.temperature, float(T)
-    try: yield
-    finally: inner.temperature = old
 
 # %% ../nbs/08_inference.ipynb #d269609a
 def _registry_name(module:nn.Module) -> str|None:
@@ -289,52 +60,6 @@ def load_model(model=None, # a checkpoint path, a module from `create_model`/`lo
     return InferenceModel(module, found, MODELS[found].size)
 
 # %% ../nbs/08_inference.ipynb #ff167102
-def _to_pils(rgb:Tensor) -> list[Image.Image]:
-    "RGB (B, 3, H, W) in [0, 1] -> 8-bit PIL images (converted as one batch)."
-    a = (rgb.clamp(0, 1) * 255. + .5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-    return [Image.fromarray(x) for x in a]
-
-def _to_pil(rgb:Tensor) -> Image.Image: "RGB (3, H, W) in [0, 1] -> 8-bit PIL image."; return _to_pils(rgb[None])[0]
-
-def colorize_photos(photos:Sequence[Photo], # photos from `read_photo`
-                    model:InferenceModel, # from `load_model`
-                    size:int|None=None, # the model's size (default: its training size)
-                    fit:str='short', # 'short' (keep the aspect ratio) or 'square' (see `model_input_size`)
-                    upsample:str='bilinear', # 'bilinear' or 'bilateral' (see `upsample_ab`)
-                    bs:int=16, # photos per batch
-                    budget:int=2 ** 22, # full-resolution pixels upsampled and converted at once
-                    temperature:float|None=None, # 'bins' models: annealed-mean temperature (default: the model's, 0.38)
-                    hints:Sequence|None=None, # per photo, its colour hints [(x, y, (r, g, b)), ...] in its own pixels (hint models)
-                   ) -> list[Image.Image]:
-    "Colorize `photos` at full resolution, batching the photos that share a model-input size."
-    size = size or model.size
-    if hints is not None:
-        if len(hints) != len(photos): raise ValueError(f'{len(hints)} hint lists for {len(photos)} photos')
-        if not getattr(model, 'takes_hints', False):
-            if any(len(h) for h in hints): raise ValueError(no_hints_message(model.name))
-            hints = None
-    compute_lightness(photos)
-    groups = defaultdict(list)
-    for i, p in enumerate(photos): groups[model_input_size(*p.size, size, fit)].append(i)
-    out = [None] * len(photos)
-    for msize, idx in groups.items():
-        for j in range(0, len(idx), bs):
-            batch = idx[j:j + bs]
-            l_small = torch.stack([resize_l(photos[i].l, msize) for i in batch])
-            hmap = None if hints is None else torch.stack([hint_map(hints[i], photos[i].size, msize) for i in batch])
-            ab = model.predict_ab(l_small, temperature) if hmap is None else model.predict_ab(l_small, temperature, hints=hmap)
-            guide = ab.shape[-2:] == l_small.shape[-2:]
-            same = defaultdict(list)  # photos of equal full size are upsampled and converted together
-            for k, i in enumerate(batch): same[photos[i].size].append(k)
-            for (h, w), ks in same.items():
-                n = max(1, budget // (h * w))
-                for u in range(0, len(ks), n):
-                    sub = ks[u:u + n]
-                    l = torch.stack([photos[batch[k]].l for k in sub])
-                    ab_full = upsample_ab(ab[sub], l, upsample, l_small=l_small[sub] if guide else None)
-                    for k, im in zip(sub, _to_pils(l_ab_to_rgb(l, ab_full))): out[batch[k]] = im
-    return out
-
 def colorize(image, # a file path, a PIL image, a numpy array (see `read_photo`) or a `Photo`
              model=None, # a checkpoint path, a model (module or `InferenceModel`); default: the shipped model
              size:int|None=None, # the size the model runs at (default: its training size)

@@ -21,15 +21,14 @@ from .color import denorm_rgb, gray_rgb, l_ab_to_rgb
 from .hints import simulate_hints
 from .losses import get_loss
 from .metrics import color_metrics, predicted_rgb
-from .checkpoint import (CHECKPOINT_FORMAT, NORMALISATION, CheckpointError, load_checkpoint, model_name,
-                                     read_checkpoint_meta, save_checkpoint)  # re-exported: the training side's API
 from .core import keep_freed_memory  # re-exported
-from .models import MODELS, create_model
+from .nets import model_name, with_backbone
+from .photos import InferenceModel, colorize_photos, read_photo
 
 # %% auto #0
-__all__ = ['STATE_FILE', 'STATE_WEIGHTS', 'BF16Autocast', 'ColorLearner', 'colorization_learner', 'HintSimulator',
-           'hint_splitter', 'hint_learner', 'predict_batch', 'truth_rgb', 'show_grid', 'show_results', 'save_state',
-           'load_state', 'TrainingStopped', 'EpochState', 'fit_phases', 'write_history']
+__all__ = ['STATE_FILE', 'STATE_WEIGHTS', 'BF16Autocast', 'ColorLearner', 'color_learner', 'HintSimulator', 'hint_splitter',
+           'hint_learner', 'predict_batch', 'truth_rgb', 'show_grid', 'show_results', 'save_state', 'load_state',
+           'TrainingStopped', 'EpochState', 'fit_phases', 'write_history']
 
 # %% ../nbs/06_learner.ipynb #0d8950a7
 class BF16Autocast(Callback):
@@ -47,29 +46,28 @@ class ColorLearner(Learner):
         "Gray | predicted | truth for the first `n` (fastai's `max_n`) validation images; saved to `fname` if given."
         return show_results(self, n=max_n or n, fname=fname)
 
-    def predict(self, item, **kwargs):
-        "`item` (a photo file, PIL image or array) colorized at full resolution by this learner's model: `colorization.inference.colorize`."
-        from colorization.inference import colorize  # the inference module needs no fastai: it comes later and lighter
+    def predict(self, item, image_type:str='auto', **kwargs):
+        "`item` (a photo file, PIL image or array) colorized at full resolution by this learner's model (see `colorization.photos`)."
         was = self.model.training
-        try: return colorize(item, self.model, **kwargs)
+        m = InferenceModel(with_backbone(self.model), getattr(self.model, 'name', 'model'), self.dls.size)
+        try: return colorize_photos([read_photo(item, image_type)], m, **kwargs)[0]
         finally: self.model.train(was)
 
-def colorization_learner(dls,                  # DataLoaders from `colorization_dls`
-                         model:str|nn.Module,   # a registry name (see `MODELS`) or a model from `create_model`
-                         loss:str|None=None,    # 'mse' or 'huber' (or the model's own); default: the model's default loss
-                         metrics:list|None=None, # default: `color_metrics()`
-                         path:str|Path='.',     # where logs and checkpoints go
-                         csv:bool=True,         # log every epoch to `path/history.csv`
-                         cbs:list|None=None,    # more callbacks
-                         bf16:bool=False,       # bfloat16 autocast for the forward pass and the loss (CPU or GPU)
-                         channels_last:bool=False, # NHWC memory layout for the weights and the batches
-                         **kwargs) -> Learner:  # passed to `create_model` when `model` is a name
-    "A `ColorLearner` (fastai's `Learner`) with Adam, colour metrics and the model's loss."
-    if isinstance(model, str): model = create_model(model, **kwargs)
-    spec = MODELS[model_name(model)]
-    if dls.space != spec.space:
-        raise ValueError(f'model {spec.name!r} needs DataLoaders in space {spec.space!r}, got {dls.space!r}')
-    loss_func = get_loss(loss or spec.loss, model=model, dls=dls)
+def color_learner(dls,                  # DataLoaders from `colorization_dls`
+                  model:nn.Module,      # a colorization network (see `colorization.nets`, `colorization.models.create_model`)
+                  loss:str='huber',     # 'mse', 'huber' or a model's own (see `colorization.losses.get_loss`)
+                  metrics:list|None=None, # default: `color_metrics()`
+                  path:str|Path='.',    # where logs and checkpoints go
+                  csv:bool=True,        # log every epoch to `path/history.csv`
+                  cbs:list|None=None,   # more callbacks
+                  bf16:bool=False,      # bfloat16 autocast for the forward pass and the loss (CPU or GPU)
+                  channels_last:bool=False, # NHWC memory layout for the weights and the batches
+                 ) -> Learner:
+    "A `ColorLearner` (fastai's `Learner`) for `model` with Adam, colour metrics and `loss` (by name: `colorization.models.colorization_learner`)."
+    space = 'rgb' if model.head == 'rgb' else 'ab'  # the DataLoaders' target: RGB for an RGB head, ab for the others
+    if dls.space != space:
+        raise ValueError(f'model {getattr(model, "name", type(model).__name__)!r} needs DataLoaders in space {space!r}, got {dls.space!r}')
+    loss_func = get_loss(loss, model=model, dls=dls)
     Path(path).mkdir(parents=True, exist_ok=True)
     cbs = list(cbs or [])
     if csv: cbs.append(CSVLogger(fname='history.csv'))
@@ -77,7 +75,7 @@ def colorization_learner(dls,                  # DataLoaders from `colorization_
     if channels_last: cbs.append(ChannelsLast())
     learn = ColorLearner(dls, model, loss_func=loss_func, opt_func=Adam,
                     metrics=color_metrics() if metrics is None else metrics, path=path, cbs=cbs)
-    learn.loss_name = loss or spec.loss
+    learn.loss_name = loss
     return learn
 
 # %% ../nbs/06_learner.ipynb #03de4668
@@ -93,9 +91,9 @@ def hint_splitter(model:nn.Module) -> list:
     return [list(model.refiner.parameters())]
 
 def hint_learner(dls, model, cbs:list|None=None, **kwargs) -> Learner:
-    "`colorization_learner` for a hint model: its twin frozen, at least one simulated hint in every training image, the refiner alone trained."
+    "`color_learner` for a hint model: its twin frozen, at least one simulated hint in every training image, the refiner alone trained."
     model.freeze_base()
-    learn = colorization_learner(dls, model, cbs=[*(cbs or []), HintSimulator(p_none=0.)], **kwargs)
+    learn = color_learner(dls, model, cbs=[*(cbs or []), HintSimulator(p_none=0.)], **kwargs)
     learn.splitter = hint_splitter
     return learn
 

@@ -218,7 +218,7 @@ def end_to_end_step(name:str, dls, channels_last:bool=False, bf16:bool=False) ->
 
 def learner_step(name:str, dls, channels_last:bool=False, bf16:bool=False) -> Callable:
     "(b) one batch of fastai's own training loop (`Learner.one_batch` with its callbacks, fastai's Adam) on `dls.train`."
-    from colorization.learner import colorization_learner
+    from colorization.models import colorization_learner
     MODELS, create_model, _ = _models()
     torch.manual_seed(0)
     learn = colorization_learner(dls, create_model(name), metrics=[], csv=False, path=tempfile.mkdtemp(),

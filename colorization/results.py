@@ -37,7 +37,7 @@ EVAL_COLUMNS = ('realism_fd', 'cf_abs_gap', 'cf_signed_gap', 'improved_share', '
                 'urban_improved_share')
 
 def _evaluation(run_dir:Path, weights_sha256:str|None) -> dict:
-    "The per-photo evaluation of a run (`colorization.train.evaluate_run`), when it scored the weights its record names."
+    "The per-photo evaluation of a run (`colorization.evaluation.evaluate_run`), when it scored the weights its record names."
     ev = _read_json(run_dir / 'evaluation.json') or {}
     if not ev or ev.get('weights_sha256') != weights_sha256: return dict.fromkeys(EVAL_COLUMNS)
     a, u = ev['all'], ev.get('folders', {}).get('urban') or {}
@@ -288,7 +288,8 @@ def sample_figure(runs_dir:str|Path|None=None,  # folder of run records
     if recs.empty: raise FileNotFoundError(f'no complete run with its model.safetensors in {runs_dir}')
     from colorization.color import gray_rgb
     from colorization.data import colorization_dls
-    from colorization.learner import load_checkpoint, predict_batch, show_grid, truth_rgb
+    from colorization.learner import predict_batch, show_grid, truth_rgb
+    from colorization.checkpoint import load_checkpoint
     from colorization.models import MODELS, with_backbone
     recs = recs[recs.model.isin(list(MODELS))]
     if recs.empty: raise FileNotFoundError(f'no run in {runs_dir} is of a model this version knows ({", ".join(MODELS)})')
@@ -313,7 +314,7 @@ def sample_figure(runs_dir:str|Path|None=None,  # folder of run records
 
 # %% ../nbs/09a_results.ipynb #4f4a9b18
 def _scored_rows(scored:Path, recs:pd.DataFrame) -> pd.DataFrame:
-    "Rows like `collect_records`' for the checkpoints scored on a run's photos (`colorization.train.evaluate_checkpoint`)."
+    "Rows like `collect_records`' for the checkpoints scored on a run's photos (`colorization.evaluation.evaluate_checkpoint`)."
     rows = []
     for d in sorted(scored.iterdir()) if scored.is_dir() else []:
         ev = _read_json(d / 'evaluation.json') or {}
@@ -332,7 +333,7 @@ def compare_runs(runs_dir:str|Path|None=None, # folder of run records
                  n_boot:int=10000,            # bootstrap resamples
                  ) -> pd.DataFrame:
     "Runs evaluated photo by photo (`evaluation.json`, `per_photo.csv`), each against the `baseline` model's run on the same photos."
-    from colorization.train import SCORED_DIR, paired_bootstrap
+    from colorization.evaluation import SCORED_DIR, paired_bootstrap
     recs = collect_records(runs_dir)
     recs = recs[(recs.status == 'complete') & recs.realism_fd.notna()]
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()

@@ -26,47 +26,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .core import default_cache_dir, progress as progress_bar, write_atomic
 from .color import _EPS, _KAPPA, _RGB2XYZ, _WHITE
+from .samples import sample_folder  # importable from here as well, as it always was
 
 # %% auto #0
-__all__ = ['SCAN_VERSION', 'STATUSES', 'sample_folder', 'open_rgb', 'load_rgb', 'walk_files', 'phash', 'dhash', 'hamming',
-           'mean_chroma', 'check_file', 'close_pairs', 'components', 'ScanReport', 'scan_images', 'report_json',
-           'scan_cli']
-
-# %% ../nbs/02_scan.ipynb #069c7581
-_SAMPLES = (  # file name, scikit-image function, crop (top, bottom, left, right) or None
-    ('astronaut.jpg', 'astronaut', None),
-    ('shuttle.png', 'astronaut', (0, 260, 380, 512)),
-    ('chelsea.jpg', 'chelsea', None),
-    ('chelsea_eyes.png', 'chelsea', (40, 180, 120, 360)),
-    ('coffee.jpg', 'coffee', None),
-    ('coffee_table.jpg', 'coffee', (0, 400, 420, 600)),
-    ('rocket.jpg', 'rocket', None),
-    ('retina.jpg', 'retina', None),
-    ('hubble.png', 'hubble_deep_field', (0, 400, 0, 600)),
-    ('ihc.jpg', 'immunohistochemistry', None),
-    ('colorwheel.png', 'colorwheel', None),
-    ('motorcycle.jpg', 'stereo_motorcycle', None),
-    ('garage.jpg', 'stereo_motorcycle', (0, 220, 0, 741)),
-)
-
-def sample_folder(
-    dest:str|Path, # folder to write to (created; existing sample files are overwritten)
-    size:int|None=None, # resize each photo so its shorter side is `size` px (None: natural size)
-) -> Path:
-    "Write a small folder of real colour photos made from scikit-image's bundled images, and return it."
-    from skimage import data as skdata
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for name, fn, crop in _SAMPLES:
-        arr = getattr(skdata, fn)()
-        if isinstance(arr, tuple): arr = arr[0]  # stereo pairs: the left image
-        if crop is not None: arr = arr[crop[0]:crop[1], crop[2]:crop[3]]
-        img = Image.fromarray(np.ascontiguousarray(arr[..., :3]))
-        if size is not None:
-            s = size / min(img.size)
-            img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.LANCZOS)
-        img.save(dest/name, quality=92) if name.endswith('.jpg') else img.save(dest/name)
-    return dest
+__all__ = ['SCAN_VERSION', 'STATUSES', 'open_rgb', 'load_rgb', 'walk_files', 'phash', 'dhash', 'hamming', 'mean_chroma',
+           'check_file', 'close_pairs', 'components', 'ScanReport', 'scan_images', 'report_json', 'scan_cli']
 
 # %% ../nbs/02_scan.ipynb #3204b222
 def _to_8bit(img:Image.Image) -> Image.Image:

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 
 from .backbones import BACKBONES, load_backbone
 from .color import gray_rgb, l_ab_to_rgb
-from .learner import fit_phases
-from .models import ColorModel
+from .learner import color_learner, fit_phases
+from .nets import ColorModel
 
 # %% auto #0
 __all__ = ['STAGE_ENDS', 'UNET_LOSSES', 'LiteEncoder', 'UpBlock', 'EffUnet', 'unet_splitter', 'FeatureDistance', 'FeatureLoss',
@@ -137,11 +137,10 @@ class FeatureLoss(Callback):
 UNET_LOSSES = ('perceptual', 'huber', 'mse')
 
 def unet_learner(dls, model, loss:str='perceptual', feature_weight:float=0.005, cbs=None, **kwargs):
-    "`colorization_learner` for an `EffUnet`: its splitter, and the feature loss for `loss='perceptual'`."
-    from colorization.learner import colorization_learner
+    "`color_learner` for an `EffUnet`: its splitter, and the feature loss for `loss='perceptual'`."
     if loss not in UNET_LOSSES: raise ValueError(f'the U-Net trains with {", ".join(UNET_LOSSES)}, not {loss!r}')
     extra = [FeatureLoss(feature_weight)] if loss == 'perceptual' else []
-    learn = colorization_learner(dls, model, loss='huber' if loss == 'perceptual' else loss, cbs=[*(cbs or []), *extra], **kwargs)
+    learn = color_learner(dls, model, loss='huber' if loss == 'perceptual' else loss, cbs=[*(cbs or []), *extra], **kwargs)
     learn.splitter, learn.loss_name = unet_splitter, loss
     return learn
 

@@ -15,7 +15,7 @@ from skimage import data as skdata
 
 from colorization.command import main
 from colorization.inference import colorize, default_checkpoint
-from colorization.learner import read_checkpoint_meta, save_checkpoint
+from colorization.checkpoint import read_checkpoint_meta, save_checkpoint
 from colorization.models import create_model
 
 ENV = {**os.environ, 'PYTHONWARNINGS': 'ignore'}

@@ -64,7 +64,7 @@ def test_loss_finite_and_checkpoint(run):
     (r0, r1), _, out = run
     assert r0['loss_finite'] and r1['loss_finite'] and len(r0['losses']) == r0['per_epoch'][0]['batches']
     assert (out / 'model.safetensors').exists() and (out / 'history.csv').exists()
-    from colorization.learner import load_checkpoint
+    from colorization.checkpoint import load_checkpoint
     model, meta = load_checkpoint(out / 'model.safetensors', model='labnet')
     assert meta['config']['processes'] == 2
 

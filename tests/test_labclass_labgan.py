@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from colorization.learner import load_checkpoint
+from colorization.checkpoint import load_checkpoint
 from colorization.models import MODELS
 
 BIN = Path(sys.executable).parent

@@ -1,5 +1,7 @@
 "The package's face: the user API from `import colorization`, loaded lazily, and no import circle."
 import ast
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +40,32 @@ def test_no_import_circle_at_module_level():
         for d in graph[m]: visit(d)
         stack.pop(); seen.add(m)
     for m in graph: visit(m)
+
+
+NBS = PKG.parent / 'nbs'
+_IMPORT = re.compile(r"(?:from (?:colorization\.|\.)(\w+) import|import colorization\.(\w+)|'colorization\.(\w+):)")
+
+
+def _notebook_order() -> dict[str, Path]:
+    "Each module by the notebook that exports it, in the notebooks' order."
+    found = {}
+    for nb in sorted(NBS.glob('*.ipynb')):
+        m = re.search(r'default_exp\s+(\w+)', nb.read_text())
+        if m: found[m.group(1)] = nb
+    return found
+
+
+def test_notebooks_in_dependency_order():
+    "No notebook, in its exported code, its checks or its registry references, reaches a module of a later notebook."
+    order = _notebook_order()
+    rank = {m: i for i, m in enumerate(order)}
+    assert {'nets', 'models', 'checkpoint', 'learner', 'unet', 'gan', 'train', 'inference'} <= set(rank)
+    later = []
+    for mod, nb in order.items():
+        for c in json.loads(nb.read_text())['cells']:
+            if c['cell_type'] != 'code': continue
+            for m in _IMPORT.finditer(''.join(c['source'])):
+                target = next(g for g in m.groups() if g)
+                if rank.get(target, -1) > rank[mod]: later.append(f'{nb.name} -> {target} ({order[target].name})')
+    assert not later, 'imports of later notebooks: ' + '; '.join(later)
+    assert rank['models'] > max(rank[m] for m in ('nets', 'hints', 'learner', 'gan', 'unet'))  # the registry after its families

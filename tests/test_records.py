@@ -72,8 +72,8 @@ def test_shipped_model_rescores_to_its_record_table_and_readme(tmp_path):
     "The shipped weights, scored again on their run's validation photos, give the figures of the record, the table and the README."
     import pandas as pd
     from colorization.inference import default_checkpoint
-    from colorization.learner import read_checkpoint_meta
-    from colorization.train import rescore
+    from colorization.checkpoint import read_checkpoint_meta
+    from colorization.evaluation import rescore
     shipped = default_checkpoint()
     run = RUNS.parent.parent / read_checkpoint_meta(shipped)['config']['run']
     final = json.loads((run / 'metrics.json').read_text())['final']

@@ -15,7 +15,7 @@ from PIL import Image
 
 from colorization.backbones import BACKBONES
 from colorization.inference import colorize
-from colorization.learner import load_checkpoint
+from colorization.checkpoint import load_checkpoint
 from colorization.models import MODELS
 
 BIN = Path(sys.executable).parent
