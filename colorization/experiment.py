@@ -86,7 +86,7 @@ def data_label(data) -> str|None:
     return '+'.join(p.name for p in data_sources(data))
 
 def run_id(params:dict) -> str:
-    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and the data unless the landscapes, `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `adv<weight>`, `bf16`, `cl`, `from-<init's model>`, `wise<alpha>` when set)."
+    "The folder name of a run: model, loss, epochs, lr, batch size, size, seed (and the data unless the landscapes, `scratch`, `n<limit>`, `emb<size>`, `pre<frac>`, `adv<weight>`, `bf16`, `cl`, `from-<init's model>[-wise<alpha>]`, `wise<alpha>` when set)."
     p = params
     parts = [p['model'], p['loss'], f"e{p['epochs']}", f"lr{p['lr']:g}", f"bs{p['bs']}", f"s{p['size']}", f"seed{p['seed']}"]
     if data_label(p.get('data')) not in (None, DEFAULT_DATA): parts.append(data_label(p['data']))
@@ -97,7 +97,9 @@ def run_id(params:dict) -> str:
     if p.get('gan_weight') is not None: parts.append(f"adv{p['gan_weight']:g}")
     if p.get('bf16'): parts.append('bf16')
     if p.get('channels_last'): parts.append('cl')
-    if p.get('init'): parts.append(f"from-{p['init'].split('-')[0]}")  # a run id starts with its model's name
+    if p.get('init'):  # a run id starts with its model's name; a blend (WiSE-FT) is a model of its own
+        blend = re.search(r'-(wise[0-9.]+)$', p['init'])
+        parts.append(f"from-{p['init'].split('-')[0]}" + (f'-{blend.group(1)}' if blend else ''))
     if p.get('wise') is not None: parts.append(f"wise{p['wise']:g}")
     return '-'.join(str(x) for x in parts)
 
