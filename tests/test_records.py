@@ -19,10 +19,12 @@ needs_data = pytest.mark.skipif(not os.environ.get('COLORIZATION_DATA'), reason=
 
 @pytest.mark.parametrize('run', RECORDS, ids=[r.name for r in RECORDS])
 def test_record_names_its_weights(run):
-    "final = the history row of `checkpoint_epoch`; a weights hash (null only where the weights were not kept); the code state."
-    m = json.loads((run / 'metrics.json').read_text())
-    env = json.loads((run / 'config.json').read_text())['environment']
-    assert m['final'] == m['history'][m['checkpoint_epoch']]
+    """final = the history row of `checkpoint_epoch` (a WiSE-FT run: its `unblended` is, and `final` scores the blend it
+    saved); a weights hash (null only where the weights were not kept); the code state."""
+    m, config = json.loads((run / 'metrics.json').read_text()), json.loads((run / 'config.json').read_text())
+    env, blend = config['environment'], config.get('wise') is not None
+    assert m['unblended' if blend else 'final'] == m['history'][m['checkpoint_epoch']]
+    if blend: assert m['final']['epoch'] == m['checkpoint_epoch'] and m['final']['psnr'] != m['unblended']['psnr']
     assert 'weights_sha256' in m and (m['weights_sha256'] is not None or 'record_note' in m)
     assert {'dirty', 'diff_sha256'} <= set(env)  # recorded (null in records written before the flag, which say so)
     assert env['dirty'] is not None or 'record_note' in m
