@@ -143,7 +143,8 @@ register(ModelSpec('labgan', 'ab', 'ab', 'gan', ('gan', 'lsgan'), None, 128, 1e-
                    build='colorization.gan:UnetGenerator', learner='colorization.gan:gan_learner', fit='colorization.gan:fit_gan'))
 
 _UNET = dict(build='colorization.unet:EffUnet', learner='colorization.unet:unet_learner', fit='colorization.unet:fit_unet')
-for _name, _bb, _what in [('effunet', 'efficientnet_lite0', 'Lite0'), ('effunet2', 'efficientnet_lite2', 'Lite2')]:
+for _name, _bb, _what in [('effunet', 'efficientnet_lite0', 'Lite0'), ('effunet1', 'efficientnet_lite1', 'Lite1'),
+                          ('effunet2', 'efficientnet_lite2', 'Lite2')]:
     register(ModelSpec(_name, 'ab', 'ab', 'perceptual', ('perceptual', 'huber', 'mse'), None, 128, 2e-3,
                        f'U-Net on a pretrained EfficientNet-{_what} encoder, its global embedding fused into the bottleneck; '
                        'Huber + feature loss; encoder frozen, then fine-tuned', encoder=_bb, kwargs=dict(backbone=_bb), **_UNET))
