@@ -3,7 +3,8 @@
 The user API is here, loaded on first use so that `import colorization` stays cheap and the
 inference path never loads the training stack (fastai):
 
-- `colorize`, `load_model` (`colorization.inference`), `colorize_video` (`colorization.video`);
+- `colorize`, `load_model` (`colorization.inference`), `colorize_video` (`colorization.video`), `colorize_files`
+  (`colorization.command`: the `colorize` command from Python);
 - `colorization_dls` (`colorization.data`), `colorization_learner` (`colorization.models`); training runs are
   `colorization.train.train` (the module keeps its name: a package attribute `train` would hide it);
 - `MODELS`, `create_model` (`colorization.models`).
@@ -12,7 +13,7 @@ __version__ = "0.1.0"
 
 import importlib
 
-_LAZY = {'colorize': 'inference', 'load_model': 'inference', 'colorize_video': 'video',
+_LAZY = {'colorize': 'inference', 'load_model': 'inference', 'colorize_video': 'video', 'colorize_files': 'command',
          'colorization_dls': 'data', 'colorization_learner': 'models',
          'MODELS': 'models', 'create_model': 'models'}
 __all__ = ['__version__', *_LAZY]

@@ -13,14 +13,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Iterator, Literal, Sequence, get_args, get_type_hints
 
-from .core import atomic_path
+from .core import add_params, atomic_path
 if TYPE_CHECKING: from PIL import Image  # annotations only: the command stays light to import
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'OUTPUT_TAGS', 'output_path', 'save_atomic', 'find_inputs', 'Job', 'plan_outputs', 'read_hints',
-           'main']
+__all__ = ['IMAGE_SUFFIXES', 'OUTPUT_TAGS', 'output_path', 'save_atomic', 'find_inputs', 'Job', 'plan_outputs', 'UsageError',
+           'read_hints', 'colorize_files', 'main']
 
 # %% ../nbs/08c_command.ipynb #3d28f6c9
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm', '.pbm', '.pnm')
@@ -113,33 +114,8 @@ def plan_outputs(inputs:Sequence, # image files, or `(file, base)` pairs from `f
     return jobs
 
 # %% ../nbs/08c_command.ipynb #7c96db54
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='colorize', description='Colorize photos and videos at full resolution: gray (or colour, turned gray) in, '
-                                'colour out. Writes photo_color.png for photo.jpg and clip_color.mp4 for clip.mp4, beside them or under --out; '
-                                'never overwrites an input.')
-    p.add_argument('inputs', nargs='*', help='image and video files, folders (recursive) and glob patterns')
-    p.add_argument('--input', action='append', default=[], metavar='PATH', help='an input (file, folder or glob); may be repeated')
-    p.add_argument('--model_pt', default=None, metavar='CKPT', help='checkpoint (.safetensors, or .onnx with --backend onnx); default: the shipped model')
-    p.add_argument('--model', default=None, help='the model the checkpoint must hold (e.g. labnet); checked, not guessed')
-    p.add_argument('--image_type', default='auto', choices=('auto', 'gray', 'rgb'),
-                   help="'auto' or 'rgb': a colour input is turned gray, its colour kept for --compare; 'gray': its colour is ignored")
-    p.add_argument('--out', default=None, metavar='DIR', help='output folder (default: beside each input)')
-    p.add_argument('--compare', action='store_true', help='photos: also write photo_compare.png: gray | colorized | original (when the input had colour)')
-    p.add_argument('--overwrite', action='store_true', help='replace existing outputs (inputs are never replaced)')
-    p.add_argument('--size', type=int, default=None, help="the size the model runs at (default: the model's training size)")
-    p.add_argument('--fit', default='short', choices=('short', 'square'), help="'short': shorter side to --size, keeping the aspect ratio; 'square'")
-    p.add_argument('--upsample', default='bilinear', choices=('bilinear', 'bilateral'), help='how the chroma is brought to full resolution')
-    p.add_argument('--bs', type=int, default=16, help='photos (or video frames) per batch')
-    p.add_argument('--temperature', type=float, default=None,
-                   help="classification models (labclass): annealed-mean temperature, 1 = mean (dull) .. 0 = mode (vivid); default: 0.38")
-    p.add_argument('--hints', default=None, metavar='JSON',
-                   help='colour hints for a model that takes them: a JSON mapping from input file to [[x, y, [r, g, b]], ...] in its own pixels')
-    p.add_argument('--no-stabilise', dest='stabilise', action='store_false', help='videos: colour each frame on its own (no chroma stabiliser)')
-    p.add_argument('--backend', default='torch', choices=('torch', 'onnx'),
-                   help="'torch', or 'onnx': ONNX Runtime (a checkpoint is exported into the cache on first use)")
-    p.add_argument('--device', default='cpu', help="'cpu', 'cuda', ... (default: cpu; --backend torch)")
-    p.add_argument('--quiet', '-q', action='store_true', help='no progress bar and no list of outputs (problems and the summary are still shown)')
-    return p
+class UsageError(ValueError):
+    "A bad argument, found before any work (the command prints its usage with it)."
 
 # %% ../nbs/08c_command.ipynb #1edba574
 class _Report:
@@ -200,8 +176,8 @@ def read_hints(path:str|Path, # a JSON file: {input file: [[x, y, [r, g, b]], ..
     return out
 
 # %% ../nbs/08c_command.ipynb #6064a303
-def _load(args):
-    "The model the arguments ask for (torch or ONNX Runtime), checked before any work."
+def _load(args:SimpleNamespace):
+    "The model `colorize_files`' arguments ask for (torch or ONNX Runtime), checked before any work."
     if args.backend == 'onnx':
         from colorization.export import onnx_model
         model = onnx_model(args.model_pt)
@@ -247,6 +223,69 @@ def _photo_jobs(jobs, rep, model, args, hints) -> None:
             rep.bar.update()
 
 # %% ../nbs/08c_command.ipynb #3167e837
+def colorize_files(inputs:Sequence[str|Path],       # image and video files, folders (recursive) and glob patterns
+                   out:str|Path|None=None,          # output folder (default: beside each input)
+                   model_pt:str|Path|None=None,     # checkpoint (.safetensors, or .onnx with the onnx backend); default: the shipped model
+                   model:str|None=None,             # the model the checkpoint must hold (e.g. labnet); checked, not guessed
+                   image_type:Literal['auto', 'gray', 'rgb']='auto', # 'auto' or 'rgb': a colour input is turned gray, its colour kept for the comparison; 'gray': its colour is ignored
+                   compare:bool=False,              # photos: also write photo_compare.png: gray | colorized | original (when the input had colour)
+                   overwrite:bool=False,            # replace existing outputs (inputs are never replaced)
+                   size:int|None=None,              # the size the model runs at (default: the model's training size)
+                   fit:Literal['short', 'square']='short', # 'short': shorter side to the size, keeping the aspect ratio; 'square'
+                   upsample:Literal['bilinear', 'bilateral']='bilinear', # how the chroma is brought to full resolution
+                   bs:int=16,                       # photos (or video frames) per batch
+                   temperature:float|None=None,     # classification models (labclass): annealed-mean temperature, 1 = mean (dull) .. 0 = mode (vivid); default: 0.38
+                   hints:str|Path|None=None,        # colour hints for a model that takes them: a JSON file mapping input file to [[x, y, [r, g, b]], ...] in its own pixels
+                   stabilise:bool=True,             # videos: smooth the chroma along the optical flow (off: each frame on its own)
+                   backend:Literal['torch', 'onnx']='torch', # 'torch', or 'onnx': ONNX Runtime (a checkpoint is exported into the cache on first use)
+                   device:str='cpu',                # 'cpu', 'cuda', ... (the torch backend)
+                   quiet:bool=False,                # no progress bar and no list of outputs (problems and the summary are still shown)
+                  ) -> dict:
+    "Colorize photos and videos into `_color` files, skipping and reporting what cannot be done; the counts. `UsageError` before any work."
+    args = SimpleNamespace(**locals())  # the arguments, for the helpers above
+    inputs = [str(i) for i in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    if not inputs: raise UsageError('no input given')
+    if bs < 1 or (size is not None and size < 8): raise UsageError('--bs must be >= 1 and --size >= 8')
+    for n, allowed in ((n, get_args(t)) for n, t in get_type_hints(colorize_files).items() if getattr(t, '__origin__', None) is Literal):
+        if getattr(args, n) not in allowed: raise UsageError(f"--{n}: {getattr(args, n)!r} is not one of {', '.join(allowed)}")
+    start = time.perf_counter()
+    from tqdm import tqdm
+    from colorization.video import VIDEO_SUFFIXES, is_video, output_suffix
+    hints = read_hints(hints) if hints else {}
+    model = _load(args)
+    found, missing = find_inputs(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+    jobs = plan_outputs(found, out, compare)
+    for job in jobs:
+        if is_video(job.src): job.dest, job.compare = job.dest.with_suffix(output_suffix(job.src)), None
+    bar = tqdm(total=len(jobs), unit='file', file=sys.stderr, disable=quiet or not jobs, dynamic_ncols=True, mininterval=0.5)
+    rep = _Report(bar)
+    for a in missing: rep.fail(a, _missing_reason(a))
+    sources, photos, videos = {f.resolve() for f, _ in found}, [], []
+    for job in jobs:
+        if (why := _skip_reason(job, sources, overwrite)) is not None: rep.skip(job.src, why); bar.update()
+        else: (videos if is_video(job.src) else photos).append(job)
+    if hints and (why := next((v for v in hints if v not in sources), None)) is not None: rep.say(f'warning: --hints names {why}, which is not an input')
+    _photo_jobs(photos, rep, model, args, hints)
+    for job in videos: _video_job(job, rep, model, args)
+    bar.close()
+    counts = dict(colorized=rep.done, skipped=rep.skipped, failed=rep.failed, seconds=time.perf_counter() - start)
+    print(f"{rep.done} colorized, {rep.skipped} skipped, {rep.failed} failed in {counts['seconds']:.1f} s")
+    return counts
+
+# %% ../nbs/08c_command.ipynb #8c2851c5
+_OPTIONS = ('model_pt', 'model', 'image_type', 'out', 'compare', 'overwrite', 'size', 'fit', 'upsample', 'bs', 'temperature',
+            'hints', 'stabilise', 'backend', 'device', 'quiet')  # `colorize_files`' parameters, as options
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='colorize', description='Colorize photos and videos at full resolution: gray (or colour, turned gray) in, '
+                                'colour out. Writes photo_color.png for photo.jpg and clip_color.mp4 for clip.mp4, beside them or under --out; '
+                                'never overwrites an input.')
+    p.add_argument('inputs', nargs='*', help='image and video files, folders (recursive) and glob patterns')
+    p.add_argument('--input', action='append', default=[], metavar='PATH', help='an input (file, folder or glob); may be repeated')
+    return add_params(p, colorize_files, _OPTIONS, model_pt=dict(flags=['--model_pt', '--model-pt'], metavar='CKPT'),
+                      image_type=dict(flags=['--image_type', '--image-type']), out=dict(metavar='DIR'), hints=dict(metavar='JSON'),
+                      quiet=dict(flags=['--quiet', '-q']))
+
 def _usage_error(parser, msg:str) -> int: parser.print_usage(sys.stderr); print(f'colorize: error: {msg}', file=sys.stderr); return 2
 
 def main(argv:Sequence[str]|None=None) -> int:
@@ -254,33 +293,10 @@ def main(argv:Sequence[str]|None=None) -> int:
     parser = _parser()
     try: args = parser.parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
-    inputs = list(args.inputs) + list(args.input)
-    if not inputs: return _usage_error(parser, 'no input given')
-    if args.bs < 1 or (args.size is not None and args.size < 8): return _usage_error(parser, '--bs must be >= 1 and --size >= 8')
-    start = time.perf_counter()
-    from tqdm import tqdm
-    from colorization.core import keep_freed_memory
-    from colorization.video import VIDEO_SUFFIXES, is_video, output_suffix
-    if argv is None: keep_freed_memory()  # the process is the command: large tensors of each photo reuse freed memory
-    try:
-        hints = read_hints(args.hints) if args.hints else {}
-        model = _load(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f'colorize: error: {e}', file=sys.stderr); return 2
-    found, missing = find_inputs(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
-    jobs = plan_outputs(found, args.out, args.compare)
-    for job in jobs:
-        if is_video(job.src): job.dest, job.compare = job.dest.with_suffix(output_suffix(job.src)), None
-    bar = tqdm(total=len(jobs), unit='file', file=sys.stderr, disable=args.quiet or not jobs, dynamic_ncols=True, mininterval=0.5)
-    rep = _Report(bar)
-    for a in missing: rep.fail(a, _missing_reason(a))
-    sources, photos, videos = {f.resolve() for f, _ in found}, [], []
-    for job in jobs:
-        if (why := _skip_reason(job, sources, args.overwrite)) is not None: rep.skip(job.src, why); bar.update()
-        else: (videos if is_video(job.src) else photos).append(job)
-    if hints and (why := next((v for v in hints if v not in sources), None)) is not None: rep.say(f'warning: --hints names {why}, which is not an input')
-    _photo_jobs(photos, rep, model, args, hints)
-    for job in videos: _video_job(job, rep, model, args)
-    bar.close()
-    print(f'{rep.done} colorized, {rep.skipped} skipped, {rep.failed} failed in {time.perf_counter() - start:.1f} s')
-    return 1 if rep.failed else 0
+    if argv is None:
+        from colorization.core import keep_freed_memory
+        keep_freed_memory()  # the process is the command: large tensors of each photo reuse freed memory
+    try: counts = colorize_files([*args.inputs, *args.input], **{n: getattr(args, n) for n in _OPTIONS})
+    except UsageError as e: return _usage_error(parser, str(e))
+    except (FileNotFoundError, ValueError, RuntimeError) as e: print(f'colorize: error: {e}', file=sys.stderr); return 2
+    return 1 if counts['failed'] else 0

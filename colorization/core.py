@@ -107,7 +107,7 @@ def add_params(p:argparse.ArgumentParser, # the parser to add the options to
                names:Sequence[str],       # its parameters to add, in order
                many:Sequence[str]=(),     # parameters that take one or more values
                unset:bool=False,          # every default `None`: options that override only what is given
-               **special,                 # per parameter, `add_argument` keywords over the derived ones
+               **special,                 # per parameter, `add_argument` keywords over the derived ones; `flags`: the option strings
               ) -> argparse.ArgumentParser:
     "One option per parameter of `f` in `names`: flag, type, default and help from `f`'s signature and comments."
     import typing
@@ -115,12 +115,14 @@ def add_params(p:argparse.ArgumentParser, # the parser to add the options to
     hints, docs, sig = typing.get_type_hints(f), docments(f), inspect.signature(f).parameters
     for n in names:
         t, default = hints.get(n, str), sig[n].default
-        t = next((a for a in typing.get_args(t) if a is not type(None)), t)  # X|None: X
-        kw = dict(default=None if unset else default, help=docs.get(n) or '')
+        if type(None) in typing.get_args(t): t = next(a for a in typing.get_args(t) if a is not type(None))  # X|None: X
+        kw = dict(default=None if unset else default, help=docs.get(n) or '', dest=n)
+        if typing.get_origin(t) is typing.Literal: kw['choices'] = typing.get_args(t); t = type(kw['choices'][0])  # Literal['a', 'b']: a choice
         if t is bool: kw['action'] = argparse.BooleanOptionalAction if default else 'store_true'
         else:
             kw['type'] = str if t is Path else t
             if n in many: kw['nargs'] = '+'
             if not unset and default is not None and 'default' not in kw['help']: kw['help'] += f' (default: {default})'
-        p.add_argument('--' + n.replace('_', '-'), **{**kw, **special.get(n, {})})
+        extra = dict(special.get(n, {}))
+        p.add_argument(*extra.pop('flags', ['--' + n.replace('_', '-')]), **{**kw, **extra})
     return p
