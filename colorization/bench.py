@@ -116,7 +116,8 @@ def run_bench(data:str|Path|None=None, # photo folder (default: $COLORIZATION_DA
     if bad: raise ValueError(f'unknown sections {sorted(bad)}; choose from {", ".join(SECTIONS)}')
     if size < 8 or bs < 1: raise ValueError(f'size must be >= 8 and bs >= 1, got size={size}, bs={bs}')
     folder, origin = data_source(data)
-    settings = dict(data=str(folder), data_origin=origin, models=list(models), size=size, bs=bs, steps=steps, warmup=warmup, rounds=rounds,
+    settings = dict(data=folder.name, data_origin=origin,  # the folder by name, as run records name theirs: records can be shared
+                    models=list(models), size=size, bs=bs, steps=steps, warmup=warmup, rounds=rounds,
                     images=images, num_workers=num_workers, naive_workers=naive_workers, channels_last=channels_last,
                     bf16=bf16, infer_runs=infer_runs, infer_images=infer_images, sections=list(sections), pretrained=pretrained,
                     scan_files=scan_files, keep_freed_memory=bool(keep_memory) and keep_freed_memory())

@@ -130,6 +130,9 @@ def train_setup(name:str, # a registered model name
     "A fresh model `name` in training mode with its registry loss and an Adam optimiser, as a `TrainStep`."
     MODELS, create_model, get_loss = _models()
     _model_spec(name)  # a clear error for an unknown name
+    from colorization.losses import LOSSES
+    if MODELS[name].loss not in LOSSES:  # e.g. effunet's feature loss: a callback of its learner, which needs the input
+        raise ValueError(f"{name}'s {MODELS[name].loss!r} loss lives in its learner: measure {name} with the learner section (--sections learner)")
     torch.manual_seed(seed)
     model = create_model(name).train()  # (a fusion model's `pretrained` flag only records where its embeddings came from)
     if channels_last: model = model.to(memory_format=torch.channels_last)
