@@ -22,7 +22,7 @@ from .core import default_cache_dir, progress as progress_bar  # `progress` is a
 # %% auto #0
 __all__ = ['BACKBONES', 'EMBEDDING_VERSION', 'BackboneSpec', 'backbone_spec', 'hf_hub_cache', 'expected_weights', 'find_weights',
            'pretrained_available', 'read_state_dict', 'match_by_position', 'FrozenBackbone', 'load_backbone',
-           'embed_images', 'embedding_file', 'cached_embeddings']
+           'same_padding', 'SamePadConv2d', 'same_padding_convs', 'embed_images', 'embedding_file', 'cached_embeddings']
 
 # %% ../nbs/01_backbones.ipynb #79e67f5b
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ def _build(spec:BackboneSpec, init:bool) -> tuple[nn.Module, nn.Module]:
         classifier, net.fc = net.fc, nn.Identity()
         return net, classifier
     import timm
-    net = timm.create_model(arch, pretrained=False)
+    net = same_padding_convs(timm.create_model(arch, pretrained=False))
     classifier = net.get_classifier()
     net.reset_classifier(0)
     return net, classifier
@@ -253,6 +253,29 @@ def load_backbone(name:str,                     # a key of `BACKBONES`
         body, classifier = _build(spec, init=not pretrained)
     if path is not None: _load_weights(spec, body, classifier, path)
     return FrozenBackbone(spec, body, classifier, input_size=input_size, pretrained=pretrained)
+
+# %% ../nbs/01_backbones.ipynb #6824ba13
+def same_padding(i, # an input size (an int, or a symbolic size while exporting)
+                 k:int, s:int, d:int=1, # kernel size, stride, dilation
+                ):
+    "TensorFlow's 'SAME' padding: timm's `get_same_padding` for `(k - 1) * d + 1 >= s`, with a remainder in place of `ceil` and `max`."
+    return (s - i % s) % s + (k - 1) * d + 1 - s
+
+class SamePadConv2d(nn.Conv2d):
+    "timm's `Conv2dSame` (the padding of TensorFlow's 'SAME' for any input size) with `same_padding`."
+    def forward(self, x:Tensor) -> Tensor:
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        ph, pw = same_padding(x.shape[-2], kh, sh, dh), same_padding(x.shape[-1], kw, sw, dw)
+        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+def same_padding_convs(net:nn.Module) -> nn.Module:
+    "`net` with each of timm's `Conv2dSame` a `SamePadConv2d` (the same weights, in place)."
+    from timm.layers import Conv2dSame
+    for m in net.modules():
+        if type(m) is Conv2dSame and all((k - 1) * d + 1 >= s for k, s, d in zip(m.kernel_size, m.stride, m.dilation)):
+            m.__class__ = SamePadConv2d
+    return net
 
 # %% ../nbs/01_backbones.ipynb #5f11e4f9
 def _check_images(images):

@@ -115,7 +115,7 @@ def add_params(p:argparse.ArgumentParser, # the parser to add the options to
     hints, docs, sig = typing.get_type_hints(f), docments(f), inspect.signature(f).parameters
     for n in names:
         t, default = hints.get(n, str), sig[n].default
-        if type(None) in typing.get_args(t): t = next(a for a in typing.get_args(t) if a is not type(None))  # X|None: X
+        if typing.get_origin(t) is not typing.Literal: t = next((a for a in typing.get_args(t) if a is not type(None)), t)  # X|Y|None: X
         kw = dict(default=None if unset else default, help=docs.get(n) or '', dest=n)
         if typing.get_origin(t) is typing.Literal: kw['choices'] = typing.get_args(t); t = type(kw['choices'][0])  # Literal['a', 'b']: a choice
         if t is bool: kw['action'] = argparse.BooleanOptionalAction if default else 'store_true'

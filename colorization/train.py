@@ -184,10 +184,10 @@ def _validate(learn) -> dict:
     "The learner's validation loss and metrics, by their history names; its logs (history.csv, the recorder's curves) left as they are."
     from fastai.callback.progress import CSVLogger
     keep = [cb for cb in learn.cbs if isinstance(cb, CSVLogger)]  # fastai's validate runs before_fit: it would truncate history.csv
-    rec = learn.recorder
-    saved = rec.lrs, rec.iters, rec.losses, rec.values
+    rec = learn.recorder  # its curves, where a fit made them (a learner that never fit has none)
+    saved = {k: rec.__dict__[k] for k in ('lrs', 'iters', 'losses', 'values') if k in rec.__dict__}
     with learn.removed_cbs(keep): vals = learn.validate()
-    rec.lrs, rec.iters, rec.losses, rec.values = saved
+    rec.__dict__.update(saved)
     names = [n.replace(' ', '_') for n in learn.recorder.metric_names[2:-1]]  # 'valid_loss' and the metrics
     return {n: float(v) for n, v in zip(names, vals) if v is not None}
 

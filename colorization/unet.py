@@ -58,7 +58,7 @@ class UpBlock(nn.Module):
 
     def forward(self, up:Tensor, skip:Tensor) -> Tensor:
         up = self.up(up)
-        if up.shape[-2:] != skip.shape[-2:]: up = F.interpolate(up, size=skip.shape[-2:], mode='nearest')
+        up = F.interpolate(up, size=skip.shape[-2:], mode='nearest')  # an odd skip size: one row or column less (no branch: an exported graph serves every size)
         return self.convs(torch.cat([up, self.bn(skip)], 1))
 
 class EffUnet(ColorModel):
