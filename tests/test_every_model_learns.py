@@ -10,7 +10,7 @@ from colorization.hints import truth_hints
 from colorization.models import colorization_learner
 from colorization.models import MODELS, create_model
 
-STEPS = {'basic': 30, 'labgan': 5, 'effunet': 20, 'effunet1': 10, 'effunet2': 10, 'effplain': 20, 'effgan': 20, 'hinteff': 150, 'hintunet': 150}  # epochs over the 4 training photos (one batch each): 20, fewer for the large generators, more for the plain basic net and the hint refiner (small, and its twin stays frozen)
+STEPS = {'basic': 30, 'labgan': 5, 'effunet': 20, 'effunet1': 20, 'effunet2': 10, 'effplain': 20, 'effgan': 20, 'hinteff': 150, 'hintunet': 150}  # epochs over the 4 training photos (one batch each): 20, fewer for labgan and the Lite2 U-Net, more for the plain basic net and the hint refiner (small, and its twin stays frozen)
 
 LR = {'hinteff': 1e-2, 'hintunet': 1e-2}  # the refiner learns to weigh a handful of scales: on 4 photos it needs a larger step than on a corpus
 
