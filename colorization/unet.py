@@ -5,6 +5,8 @@
 # %% ../nbs/07b_unet.ipynb #42b70af3
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
@@ -53,7 +55,10 @@ class UpBlock(nn.Module):
     "Upsample `up` (x2, `PixelShuffle_ICNR`), join the batch-normed skip feature, two `ConvLayer`s."
     def __init__(self, n_up:int, n_skip:int, n_out:int):
         super().__init__()
-        self.up, self.bn = PixelShuffle_ICNR(n_up, n_up // 2), nn.BatchNorm2d(n_skip)
+        with warnings.catch_warnings():  # fastai's PixelShuffle_ICNR weight-normalises with torch's deprecated `weight_norm`
+            warnings.filterwarnings('ignore', '`torch.nn.utils.weight_norm` is deprecated', FutureWarning)
+            self.up = PixelShuffle_ICNR(n_up, n_up // 2)
+        self.bn = nn.BatchNorm2d(n_skip)
         self.convs = nn.Sequential(ConvLayer(n_up // 2 + n_skip, n_out), ConvLayer(n_out, n_out))
 
     def forward(self, up:Tensor, skip:Tensor) -> Tensor:
