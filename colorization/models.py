@@ -142,7 +142,7 @@ register(ModelSpec('labgan', 'ab', 'ab', 'gan', ('gan', 'lsgan'), None, 128, 1e-
                    'U-Net generator (ResNet-18 body) pre-trained with L1, then against a PatchGAN critic on (L, ab) (pix2pix)',
                    build='colorization.gan:UnetGenerator', learner='colorization.gan:gan_learner', fit='colorization.gan:fit_gan'))
 
-_UNET = dict(build='colorization.unet:EffUnet', learner='colorization.unet:unet_learner', fit='colorization.unet:fit_unet')
+_UNET = dict(build='colorization.unet_arch:EffUnet', learner='colorization.unet:unet_learner', fit='colorization.unet:fit_unet')
 for _name, _bb, _what in [('effunet', 'efficientnet_lite0', 'Lite0'), ('effunet1', 'efficientnet_lite1', 'Lite1'),
                           ('effunet2', 'efficientnet_lite2', 'Lite2')]:
     register(ModelSpec(_name, 'ab', 'ab', 'perceptual', ('perceptual', 'huber', 'mse'), None, 128, 2e-3,
@@ -154,7 +154,7 @@ register(ModelSpec('effplain', 'ab', 'ab', 'perceptual', ('perceptual', 'huber',
 register(ModelSpec('effgan', 'ab', 'ab', 'perceptual', ('perceptual', 'huber'), None, 128, 2e-3,
                    'effunet trained in NoGAN order (DeOldify): the generator alone, then the PatchGAN critic alone on its '
                    'outputs, then a short adversarial phase',
-                   build='colorization.unet:EffUnet', learner='colorization.unet:nogan_learner', fit='colorization.unet:fit_nogan',
+                   build='colorization.unet_arch:EffUnet', learner='colorization.unet:nogan_learner', fit='colorization.unet:fit_nogan',
                    encoder='efficientnet_lite0', adversarial=True, kwargs=dict(backbone='efficientnet_lite0')))
 register(ModelSpec('hinteff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_lite0', 128, 2e-3,
                    'preeff taking user colour hints (Zhang et al. 2017): a small U-Net spreads each hint\'s difference from '
@@ -163,5 +163,5 @@ register(ModelSpec('hinteff', 'ab', 'ab', 'huber', _REGRESSION, 'efficientnet_li
                    kwargs=dict(head='ab', backbone='efficientnet_lite0')))
 register(ModelSpec('hintunet', 'ab', 'ab', 'huber', _REGRESSION, None, 128, 2e-3,
                    'effunet or effgan taking user colour hints: hinteff\'s refiner on the frozen U-Net (trained from its twin\'s weights, `init`)',
-                   build='colorization.unet:HintUnet', learner='colorization.learner:hint_learner', epochs=2,
+                   build='colorization.unet_arch:HintUnet', learner='colorization.learner:hint_learner', epochs=2,
                    encoder='efficientnet_lite0', kwargs=dict(backbone='efficientnet_lite0')))

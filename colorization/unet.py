@@ -5,102 +5,20 @@
 # %% ../nbs/07b_unet.ipynb #42b70af3
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
-from fastai.layers import ConvLayer, PixelShuffle_ICNR
 from torch import Tensor, nn
 
 from .backbones import BACKBONES, load_backbone
 from .color import gray_rgb, l_ab_to_rgb
 from .learner import color_learner, fit_phases
 from .nets import ColorModel
+from .unet_arch import STAGE_ENDS, EffUnet, HintUnet, LiteEncoder, UpBlock, unet_splitter  # the networks (fastai-free), re-exported
 
 # %% auto #0
-__all__ = ['STAGE_ENDS', 'UNET_LOSSES', 'LiteEncoder', 'UpBlock', 'EffUnet', 'unet_splitter', 'FeatureDistance', 'FeatureLoss',
-           'unet_learner', 'unet_phases', 'fit_unet', 'nogan_learner', 'pretrain_critic', 'nogan_phases', 'fit_nogan',
-           'HintUnet']
-
-# %% ../nbs/07b_unet.ipynb #99863103
-STAGE_ENDS = (0, 1, 2, 4, 6)  # blocks whose outputs are the features at strides 2, 4, 8, 16, 32
-
-class LiteEncoder(nn.Module):
-    "An EfficientNet-Lite as a U-Net encoder: normalised L in, features at strides 2-32 and the pooled embedding out."
-    def __init__(self,
-                 backbone:str='efficientnet_lite0', # a Lite backbone of `colorization.backbones.BACKBONES`
-                 pretrained:bool=True,              # ImageNet weights (from the installed package); False: seeded random
-                ):
-        super().__init__()
-        fb = load_backbone(backbone, pretrained=pretrained)
-        net = fb.body.requires_grad_(True)
-        self.stem, self.blocks, self.head = nn.Sequential(net.conv_stem, net.bn1), net.blocks, nn.Sequential(net.conv_head, net.bn2)
-        self.register_buffer('mean', fb.mean.clone(), persistent=False)
-        self.register_buffer('std', fb.std.clone(), persistent=False)
-        chs = {f['module']: f['num_chs'] for f in net.feature_info}  # timm's record of each stage's output
-        self.channels = [chs[f'blocks.{i}'] for i in STAGE_ENDS]
-        self.dim = BACKBONES[backbone].dim
-
-    def forward(self, l:Tensor) -> tuple[list[Tensor], Tensor]:
-        x = (gray_rgb(l)[:, :1].expand(-1, 3, -1, -1) - self.mean) / self.std
-        x, feats = self.stem(x), []
-        for i, b in enumerate(self.blocks):
-            x = b(x)
-            if i in STAGE_ENDS: feats.append(x)
-        return feats, self.head(x).mean((2, 3))
-
-# %% ../nbs/07b_unet.ipynb #7e42ee6d
-class UpBlock(nn.Module):
-    "Upsample `up` (x2, `PixelShuffle_ICNR`), join the batch-normed skip feature, two `ConvLayer`s."
-    def __init__(self, n_up:int, n_skip:int, n_out:int):
-        super().__init__()
-        with warnings.catch_warnings():  # fastai's PixelShuffle_ICNR weight-normalises with torch's deprecated `weight_norm`
-            warnings.filterwarnings('ignore', '`torch.nn.utils.weight_norm` is deprecated', FutureWarning)
-            self.up = PixelShuffle_ICNR(n_up, n_up // 2)
-        self.bn = nn.BatchNorm2d(n_skip)
-        self.convs = nn.Sequential(ConvLayer(n_up // 2 + n_skip, n_out), ConvLayer(n_out, n_out))
-
-    def forward(self, up:Tensor, skip:Tensor) -> Tensor:
-        up = self.up(up)
-        up = F.interpolate(up, size=skip.shape[-2:], mode='nearest')  # an odd skip size: one row or column less (no branch: an exported graph serves every size)
-        return self.convs(torch.cat([up, self.bn(skip)], 1))
-
-class EffUnet(ColorModel):
-    "U-Net on a pretrained EfficientNet-Lite encoder with the global embedding fused into the bottleneck; predicts ab."
-    def __init__(self,
-                 backbone:str='efficientnet_lite0', # the encoder (a Lite backbone)
-                 pretrained:bool=True,              # ImageNet weights in the encoder
-                 fuse:bool=True,                    # fuse the global pooled embedding into the bottleneck
-                 widths:tuple=(192, 96, 48, 32),    # decoder channels at strides 16, 8, 4 and 2
-                 fuse_dim:int=256,                  # size of the projected embedding
-                 head:str='ab'):
-        super().__init__()
-        self._init_head(head)
-        if head != 'ab': raise ValueError("EffUnet predicts ab (head 'ab')")
-        self.encoder = LiteEncoder(backbone, pretrained)
-        c = self.encoder.channels
-        self.fuse = nn.Sequential(nn.Linear(self.encoder.dim, fuse_dim), nn.ReLU(inplace=True)) if fuse else None
-        self.bottleneck = ConvLayer(c[-1] + (fuse_dim if fuse else 0), c[-1], ks=1)
-        ups, n = [], c[-1]
-        for skip, w in zip(reversed(c[:-1]), widths): ups.append(UpBlock(n, skip, w)); n = w
-        self.ups = nn.ModuleList(ups)
-        self.out = nn.Conv2d(n, 2, 3, padding=1)
-        nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)  # starts at gray (ab = 0), not at random saturated colour
-
-    def forward(self, l:Tensor) -> Tensor:
-        feats, emb = self.encoder(l)
-        x = feats[-1]
-        if self.fuse is not None: x = torch.cat([x, self.fuse(emb)[..., None, None].expand(-1, -1, *x.shape[-2:])], 1)
-        x = self.bottleneck(x)
-        for up, skip in zip(self.ups, reversed(feats[:-1])): x = up(x, skip)
-        ab = F.interpolate(self.out(x), size=l.shape[-2:], mode='bilinear', align_corners=False)  # chroma is smooth: half size, upsampled
-        return torch.tanh(ab)
-
-def unet_splitter(model:EffUnet) -> list:
-    "Parameter groups for discriminative learning rates: the encoder, then the decoder (and fusion)."
-    enc = list(model.encoder.parameters()); ids = {id(p) for p in enc}
-    return [enc, [p for p in model.parameters() if id(p) not in ids]]
+__all__ = ['UNET_LOSSES', 'FeatureDistance', 'FeatureLoss', 'unet_learner', 'unet_phases', 'fit_unet', 'nogan_learner',
+           'pretrain_critic', 'nogan_phases', 'fit_nogan']
 
 # %% ../nbs/07b_unet.ipynb #abc0c92e
 class FeatureDistance(nn.Module):
@@ -210,16 +128,3 @@ def fit_nogan(learn, epochs:int, lr:float, gan_lr:float|None=None, critic_iters:
     try: fit_phases(learn, nogan_phases(learn, epochs, lr, gan_lr, critic_iters), folder)
     finally: gan.pretrain = gan.share  # the share, as the record gives it
     return learn
-
-# %% ../nbs/07b_unet.ipynb #e02b7eec
-from .hints import TakesHints, check_hints
-
-class HintUnet(TakesHints, EffUnet):
-    "`EffUnet` that also takes a hint map `(B, 3, H, W)` (see `colorization.hints`). `forward(l, hints=None)`."
-    def __init__(self, refiner_widths:tuple[int, ...]=(16, 32, 64, 64), **kwargs): # `HintRefiner`'s widths; `EffUnet`'s arguments
-        super().__init__(**kwargs)
-        self._init_refiner(refiner_widths)
-
-    def forward(self, l:Tensor, hints:Tensor|None=None) -> Tensor:
-        check_hints(l, hints)
-        return self.with_hints(l, super().forward(l), hints)

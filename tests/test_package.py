@@ -18,6 +18,7 @@ def _loaded(code: str) -> list[str]:
 def test_import_is_cheap_and_the_api_lazy():
     assert _loaded('import colorization') == []
     assert _loaded('from colorization import colorize_files') == []  # the command's Python twin loads torch only when it runs
+    assert _loaded('from colorization import load_model; load_model()') == ['torch']  # the shipped U-Net: built without fastai
     assert _loaded('from colorization import colorize, load_model, MODELS') == ['torch']  # no fastai for inference
     assert 'fastai' in _loaded('from colorization import colorize, load_model, colorization_dls, colorization_learner, MODELS')
 
