@@ -10,10 +10,9 @@ import torch.nn.functional as F
 from fastai.callback.core import Callback
 from torch import Tensor, nn
 
-from .backbones import BACKBONES, load_backbone
-from .color import gray_rgb, l_ab_to_rgb
+from .backbones import load_backbone
+from .color import l_ab_to_rgb
 from .learner import color_learner, fit_phases
-from .nets import ColorModel
 from .unet_arch import STAGE_ENDS, EffUnet, HintUnet, LiteEncoder, UpBlock, unet_splitter  # the networks (fastai-free), re-exported
 
 # %% auto #0
