@@ -21,7 +21,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from fastai.callback.progress import CSVLogger
 from fastai.torch_core import set_seed
 from torch import nn
 
@@ -183,6 +182,7 @@ def _load_init(net:nn.Module, init:str|Path):
 
 def _validate(learn) -> dict:
     "The learner's validation loss and metrics, by their history names; its logs (history.csv, the recorder's curves) left as they are."
+    from fastai.callback.progress import CSVLogger  # here: imported with the module, it lets a torch deprecation warning through to the commands' stderr
     keep = [cb for cb in learn.cbs if isinstance(cb, CSVLogger)]  # fastai's validate runs before_fit: it would truncate history.csv
     rec = learn.recorder  # its curves, where a fit made them (a learner that never fit has none)
     saved = {k: rec.__dict__[k] for k in ('lrs', 'iters', 'losses', 'values') if k in rec.__dict__}
